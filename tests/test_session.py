@@ -1,0 +1,486 @@
+"""The protocol engine, driven in memory: bytes out, scripted replies in, no sockets."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from smtpx import errors
+from smtpx.protocol.ops import Read, StartTls, Write
+from smtpx.protocol.session import Session, SessionConfig, State, TlsPolicy
+
+EHLO_FULL = (
+    b"250-mx.test greets you\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n"
+    b"250-SIZE 1000\r\n250-AUTH PLAIN LOGIN CRAM-MD5\r\n250 STARTTLS\r\n"
+)
+EHLO_PIPE = b"250-mx.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+EHLO_PLAIN = b"250-mx.test\r\n250 8BITMIME\r\n"
+
+
+@dataclass
+class Envelope:
+    sender: str
+    recipients: list[str]
+    mail_params: tuple[str, ...] = ()
+    rcpt_params: tuple[str, ...] = ()
+    needs_smtputf8: bool = False
+
+
+class Failure:
+    """A scripted driver failure, thrown into the procedure instead of bytes."""
+
+    def __init__(self, error: errors.SmtpError) -> None:
+        self.error = error
+
+
+class Driver:
+    """Carries out engine requests against a script of server bytes."""
+
+    def __init__(self, replies: Iterable[bytes | Failure]) -> None:
+        self.replies = list(replies)
+        self.writes: list[bytes] = []
+        self.events: list[str] = []
+
+    @property
+    def sent(self) -> bytes:
+        return b"".join(self.writes)
+
+    def run(self, procedure: Any) -> Any:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                op = procedure.throw(error) if error else procedure.send(value)
+            except StopIteration as stop:
+                return stop.value
+            value, error = None, None
+            if isinstance(op, Write):
+                self.writes.append(b"".join(bytes(c) for c in op.chunks))
+                self.events.append(f"write:{op.phase}")
+            elif isinstance(op, Read):
+                self.events.append(f"read:{op.phase}")
+                nxt = self.replies.pop(0) if self.replies else b""
+                if isinstance(nxt, Failure):
+                    error = nxt.error
+                else:
+                    value = nxt
+            elif isinstance(op, StartTls):
+                self.events.append("starttls")
+                self.writes.append(b"<TLS>")
+
+
+def session(**kw: Any) -> Session:
+    return Session(SessionConfig(hello_name="client.test", **kw))
+
+
+def opened(ehlo: bytes, **kw: Any) -> tuple[Session, Driver]:
+    s = session(**kw)
+    d = Driver([b"220 mx.test ESMTP\r\n", ehlo])
+    d.run(s.open())
+    assert s.state is State.READY
+    d.writes.clear()
+    d.events.clear()
+    return s, d
+
+
+# ---------------------------------------------------------------- session setup
+def test_open_reads_greeting_and_capabilities() -> None:
+    s = session()
+    d = Driver([b"220 mx.test ESMTP\r\n", EHLO_FULL])
+    caps = d.run(s.open())
+    assert d.sent == b"EHLO client.test\r\n"
+    assert caps.pipelining
+    assert caps.chunking
+    assert caps.size_limit == 1000
+    assert caps.auth == {"PLAIN", "LOGIN", "CRAM-MD5"}
+    assert s.usable
+
+
+@pytest.mark.parametrize(
+    ("greeting", "error"),
+    [(b"554 go away\r\n", errors.PermanentError), (b"421 busy\r\n", errors.TransientError)],
+)
+def test_refused_greeting(greeting: bytes, error: type[Exception]) -> None:
+    s = session()
+    d = Driver([greeting])
+    with pytest.raises(error):
+        d.run(s.open())
+    assert s.state is State.BROKEN
+    assert d.sent == b""
+
+
+def test_malformed_greeting_is_a_protocol_error() -> None:
+    s = session()
+    with pytest.raises(errors.ProtocolError):
+        Driver([b"hello there\r\n"]).run(s.open())
+    assert s.state is State.BROKEN
+
+
+def test_eof_before_greeting_is_a_network_error() -> None:
+    with pytest.raises(errors.NetworkError, match="closed the connection"):
+        Driver([]).run(session().open())
+
+
+def test_helo_fallback_when_ehlo_is_unknown() -> None:
+    s = session()
+    d = Driver([b"220 old\r\n", b"502 what\r\n", b"250 old.test\r\n"])
+    d.run(s.open())
+    assert d.sent == b"EHLO client.test\r\nHELO client.test\r\n"
+    assert not s.capabilities.pipelining
+    assert s.usable
+
+
+def test_no_helo_fallback_when_tls_is_required() -> None:
+    s = session(starttls=TlsPolicy.REQUIRED)
+    d = Driver([b"220 old\r\n", b"500 what\r\n"])
+    with pytest.raises(errors.PermanentError, match="refused EHLO"):
+        d.run(s.open())
+    assert d.sent == b"EHLO client.test\r\n"
+
+
+def test_starttls_required_but_not_offered_sends_nothing_more() -> None:
+    s = session(starttls=TlsPolicy.REQUIRED)
+    d = Driver([b"220 mx\r\n", EHLO_PIPE])
+    with pytest.raises(errors.TlsRequiredError, match="does not offer STARTTLS"):
+        d.run(s.open())
+    assert d.sent == b"EHLO client.test\r\n"
+    assert s.state is State.BROKEN
+
+
+def test_starttls_refused_with_tls_required() -> None:
+    s = session(starttls=TlsPolicy.REQUIRED)
+    d = Driver([b"220 mx\r\n", b"250-mx\r\n250 STARTTLS\r\n", b"454 4.7.0 not now\r\n"])
+    with pytest.raises(errors.TlsRequiredError, match="refused STARTTLS"):
+        d.run(s.open())
+    assert d.sent == b"EHLO client.test\r\nSTARTTLS\r\n"
+
+
+def test_starttls_opportunistic_without_offer_stays_plain() -> None:
+    s = session(starttls=TlsPolicy.OPPORTUNISTIC)
+    d = Driver([b"220 mx\r\n", EHLO_PIPE])
+    d.run(s.open())
+    assert not s.tls_active
+    assert s.usable
+
+
+def test_starttls_discards_injected_replies_and_says_ehlo_again() -> None:
+    s = session(starttls=TlsPolicy.REQUIRED)
+    injected = b"220 go ahead\r\n250-evil\r\n250 AUTH PLAIN\r\n"
+    d = Driver([b"220 mx\r\n", b"250-mx\r\n250 STARTTLS\r\n", injected, EHLO_PIPE])
+    d.run(s.open())
+    assert d.writes == [b"EHLO client.test\r\n", b"STARTTLS\r\n", b"<TLS>", b"EHLO client.test\r\n"]
+    assert s.tls_active
+    assert s.capabilities.pipelining  # the capabilities announced under TLS
+    assert not s.capabilities.auth  # not the injected ones
+
+
+# ---------------------------------------------------------------- AUTH
+def test_plain_credentials_refused_without_tls() -> None:
+    s = session(credentials=("user", "secret"), mechanisms=("PLAIN",))
+    d = Driver([b"220 mx\r\n", b"250-mx\r\n250 AUTH PLAIN\r\n"])
+    with pytest.raises(errors.InsecureAuthError):
+        d.run(s.open())
+    assert d.sent == b"EHLO client.test\r\n"
+
+
+def test_plain_credentials_with_opt_in() -> None:
+    s = session(credentials=("user", "secret"), mechanisms=("PLAIN",), allow_insecure_auth=True)
+    d = Driver([b"220 mx\r\n", b"250-mx\r\n250 AUTH PLAIN\r\n", b"235 ok\r\n"])
+    d.run(s.open())
+    assert d.writes[1] == b"AUTH PLAIN AHVzZXIAc2VjcmV0\r\n"
+
+
+def test_auth_falls_back_on_504_but_not_on_535() -> None:
+    s = session(
+        credentials=("user", "secret"), mechanisms=("CRAM-MD5", "PLAIN"), allow_insecure_auth=True
+    )
+    d = Driver(
+        [
+            b"220 mx\r\n",
+            b"250-mx\r\n250 AUTH PLAIN CRAM-MD5\r\n",
+            b"504 no\r\n",
+            b"535 5.7.8 bad\r\n",
+        ]
+    )
+    with pytest.raises(errors.AuthError, match="PLAIN failed: 535") as info:
+        d.run(s.open())
+    assert info.value.code == 535
+    assert info.value.is_permanent
+    assert [w.split(b" ")[1] for w in d.writes[1:]] == [b"CRAM-MD5\r\n", b"PLAIN"]
+
+
+def test_auth_535_stops_at_once() -> None:
+    s = session(credentials=("u", "p"), mechanisms=("LOGIN", "PLAIN"), allow_insecure_auth=True)
+    d = Driver([b"220 mx\r\n", b"250-mx\r\n250 AUTH PLAIN LOGIN\r\n", b"535 no\r\n"])
+    with pytest.raises(errors.AuthError):
+        d.run(s.open())
+    assert d.writes[1:] == [b"AUTH LOGIN\r\n"]
+
+
+def test_login_exchange_and_redacted_transcript(caplog: pytest.LogCaptureFixture) -> None:
+    s = session(credentials=("user", "hunter2"), mechanisms=("LOGIN",), allow_insecure_auth=True)
+    d = Driver(
+        [
+            b"220 mx\r\n",
+            b"250-mx\r\n250 AUTH LOGIN\r\n",
+            b"334 VXNlcm5hbWU6\r\n",
+            b"334 UGFzc3dvcmQ6\r\n",
+            b"235 ok\r\n",
+        ]
+    )
+    with caplog.at_level(logging.DEBUG, logger="smtpx"):
+        d.run(s.open())
+    assert d.writes[1:] == [b"AUTH LOGIN\r\n", b"dXNlcg==\r\n", b"aHVudGVyMg==\r\n"]
+    assert "hunter2" not in caplog.text
+    assert "aHVudGVyMg" not in caplog.text
+    assert "dXNlcg" not in caplog.text
+
+
+def test_credentials_without_auth_offered() -> None:
+    s = session(credentials=("u", "p"))
+    with pytest.raises(errors.AuthError, match="does not offer AUTH"):
+        Driver([b"220 mx\r\n", EHLO_PIPE]).run(s.open())
+
+
+def test_malformed_challenge_is_cancelled() -> None:
+    s = session(credentials=("u", "p"), mechanisms=("CRAM-MD5",))
+    d = Driver(
+        [b"220 mx\r\n", b"250-mx\r\n250 AUTH CRAM-MD5\r\n", b"334 !!!\r\n", b"501 cancelled\r\n"]
+    )
+    with pytest.raises(errors.AuthError, match="CRAM-MD5 failed"):
+        d.run(s.open())
+    assert d.writes[-1] == b"*\r\n"
+
+
+# ---------------------------------------------------------------- transactions
+def test_pipelined_bdat_goes_out_in_one_write() -> None:
+    s, d = opened(EHLO_FULL)
+    d.replies = [b"250 ok\r\n250 ok\r\n250 ok\r\n250 2.0.0 queued\r\n"]
+    result = d.run(s.send(Envelope("a@x.test", ["b@x.test", "c@x.test"]), b"Hi\nthere\n"))
+    assert d.writes == [
+        b"MAIL FROM:<a@x.test> SIZE=9\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\n"
+        b"BDAT 11 LAST\r\nHi\r\nthere\r\n"
+    ]
+    assert result.accepted == ["b@x.test", "c@x.test"]
+    assert result.response.enhanced_code == "2.0.0"
+    assert d.events == ["write:data_block", "read:command"]  # one write, one read
+
+
+def test_pipelined_data_with_partial_recipient_failure() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"250 ok\r\n250 ok\r\n550 5.1.1 unknown\r\n354 go\r\n", b"250 done\r\n"]
+    result = d.run(s.send(Envelope("a@x.test", ["b@x.test", "bad@x.test"]), b".dot\r\n"))
+    assert d.writes == [
+        b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<bad@x.test>\r\nDATA\r\n",
+        b"..dot\r\n.\r\n",
+    ]
+    assert result.accepted == ["b@x.test"]
+    assert result.rejected["bad@x.test"].enhanced_code == "5.1.1"
+
+
+def test_no_recipient_accepted_ends_empty_data_and_resets() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"250 ok\r\n550 no\r\n354 go\r\n", b"554 no valid recipients\r\n", b"250 ok\r\n"]
+    with pytest.raises(errors.RecipientsRefusedError) as info:
+        d.run(s.send(Envelope("a@x.test", ["bad@x.test"]), b"body"))
+    assert list(info.value.rejected) == ["bad@x.test"]
+    assert d.writes[1:] == [b".\r\n", b"RSET\r\n"]
+    assert s.usable
+
+
+def test_refused_sender_resets_and_stays_usable() -> None:
+    s, d = opened(EHLO_FULL)
+    d.replies = [b"550 5.7.1 no\r\n503 bad sequence\r\n503 bad sequence\r\n", b"250 ok\r\n"]
+    with pytest.raises(errors.PermanentError, match="refused the sender") as info:
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert info.value.enhanced_code == "5.7.1"
+    assert d.writes[-1] == b"RSET\r\n"
+    assert s.usable
+
+
+def test_lockstep_without_pipelining() -> None:
+    s, d = opened(EHLO_PLAIN)
+    d.replies = [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"]
+    result = d.run(s.send(Envelope("", ["b@x.test"]), b"x"))
+    assert d.writes == [
+        b"MAIL FROM:<>\r\n",
+        b"RCPT TO:<b@x.test>\r\n",
+        b"DATA\r\n",
+        b"x\r\n.\r\n",
+    ]
+    assert result.accepted == ["b@x.test"]
+
+
+def test_pipelining_switch_forces_lockstep() -> None:
+    s, d = opened(EHLO_FULL, pipelining=False)
+    d.replies = [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"]
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert len(d.writes) == 4
+
+
+def test_invalid_recipient_sends_nothing() -> None:
+    s, d = opened(EHLO_FULL)
+    with pytest.raises(errors.InvalidInputError):
+        d.run(s.send(Envelope("a@x.test", ["b@x.test", "evil@x.test>\r\nRSET"]), b"x"))
+    assert d.writes == []
+    assert s.usable
+
+
+def test_message_over_size_limit_sends_nothing() -> None:
+    s, d = opened(EHLO_FULL)
+    with pytest.raises(errors.InvalidInputError, match="SIZE limit"):
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x" * 1001))
+    assert d.writes == []
+
+
+def test_eight_bit_needs_8bitmime() -> None:
+    s, d = opened(b"250-mx\r\n250 PIPELINING\r\n")
+    with pytest.raises(errors.InvalidInputError, match="8BITMIME"):
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), "é".encode()))
+    assert d.writes == []
+    s2, d2 = opened(EHLO_PIPE)
+    d2.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"]
+    d2.run(s2.send(Envelope("a@x.test", ["b@x.test"]), "é".encode()))
+    assert d2.writes[0].startswith(b"MAIL FROM:<a@x.test> BODY=8BITMIME\r\n")
+
+
+def test_421_during_transaction_breaks_the_connection() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"421 4.3.2 shutting down\r\n"]
+    with pytest.raises(errors.TransientError, match="421"):
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert s.state is State.BROKEN
+
+
+def test_disconnect_before_end_of_data_is_safe_to_retry() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [Failure(errors.NetworkError("reset"))]
+    with pytest.raises(errors.NetworkError):
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert s.state is State.BROKEN
+
+
+def test_disconnect_after_end_of_data_is_delivery_unknown() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b""]
+    with pytest.raises(errors.DeliveryUnknownError) as info:
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert isinstance(info.value.__cause__, errors.NetworkError)
+    assert s.state is State.BROKEN
+
+
+def test_timeout_after_pipelined_bdat_is_delivery_unknown() -> None:
+    s, d = opened(EHLO_FULL)
+    d.replies = [Failure(errors.SmtpTimeoutError("slow", phase="command"))]
+    with pytest.raises(errors.DeliveryUnknownError) as info:
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert info.value.is_timeout
+
+
+def test_unsolicited_data_on_idle_connection() -> None:
+    s, d = opened(EHLO_PIPE)
+    # A stray reply left in the parser (e.g. read together with the last one).
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n250 surprise\r\n"]
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    with pytest.raises(errors.ProtocolError, match="unsolicited"):
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert s.state is State.BROKEN
+
+
+def test_quit() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"221 bye\r\n"]
+    reply = d.run(s.quit())
+    assert reply.code == 221
+    assert d.writes == [b"QUIT\r\n"]
+    assert s.state is State.CLOSED
+
+
+def test_452_recipients_go_in_a_follow_up_transaction() -> None:
+    s, d = opened(EHLO_FULL)
+    d.replies = [
+        b"250 ok\r\n250 ok\r\n452 4.5.3 too many recipients\r\n250 2.0.0 first\r\n",
+        b"250 ok\r\n250 ok\r\n250 2.0.0 second\r\n",
+    ]
+    result = d.run(s.send(Envelope("a@x.test", ["b@x.test", "c@x.test"]), b"x"))
+    assert d.writes == [
+        b"MAIL FROM:<a@x.test> SIZE=1\r\nRCPT TO:<b@x.test>\r\nRCPT TO:<c@x.test>\r\n"
+        b"BDAT 3 LAST\r\nx\r\n",
+        b"MAIL FROM:<a@x.test> SIZE=1\r\nRCPT TO:<c@x.test>\r\nBDAT 3 LAST\r\nx\r\n",
+    ]
+    assert result.accepted == ["b@x.test", "c@x.test"]
+    assert result.rejected == {}
+    assert result.response.text == "2.0.0 second"
+
+
+def test_452_again_in_the_follow_up_ends_as_rejected() -> None:
+    s, d = opened(EHLO_FULL)
+    d.replies = [
+        b"250 ok\r\n250 ok\r\n452 4.5.3 too many\r\n250 first\r\n",
+        b"250 ok\r\n452 4.5.3 still too many\r\n503 no recipients\r\n",
+        b"250 reset\r\n",
+    ]
+    result = d.run(s.send(Envelope("a@x.test", ["b@x.test", "c@x.test"]), b"x"))
+    assert result.accepted == ["b@x.test"]
+    assert result.rejected["c@x.test"].code == 452
+    assert s.usable
+
+
+def test_all_452_is_recipients_refused() -> None:
+    s, d = opened(EHLO_FULL)
+    d.replies = [b"250 ok\r\n452 4.5.3 too many\r\n503 no recipients\r\n", b"250 reset\r\n"]
+    with pytest.raises(errors.RecipientsRefusedError) as info:
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b"x"))
+    assert info.value.is_transient
+
+
+def test_idna_domains_without_smtputf8() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"]
+    env = Envelope("a@bücher.test", ["b@münchen.test"], needs_smtputf8=True)
+    d.run(s.send(env, b"x"))
+    assert d.writes[0] == (
+        b"MAIL FROM:<a@xn--bcher-kva.test>\r\nRCPT TO:<b@xn--mnchen-3ya.test>\r\nDATA\r\n"
+    )
+
+
+def test_non_ascii_local_part_needs_smtputf8() -> None:
+    s, d = opened(EHLO_PIPE)
+    env = Envelope("jöran@x.test", ["b@x.test"], needs_smtputf8=True)
+    with pytest.raises(errors.InvalidInputError, match="SMTPUTF8"):
+        d.run(s.send(env, b"x"))
+    assert d.writes == []
+    assert s.usable
+
+
+def test_smtputf8_when_offered() -> None:
+    s, d = opened(b"250-mx\r\n250-PIPELINING\r\n250 SMTPUTF8\r\n")
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"]
+    d.run(s.send(Envelope("jöran@x.test", ["b@x.test"], needs_smtputf8=True), b"x"))
+    assert d.writes[0].startswith("MAIL FROM:<jöran@x.test> SMTPUTF8\r\n".encode())
+
+
+def test_stream_body_is_sent_in_chunks_with_the_terminator_last() -> None:
+    from smtpx.protocol.session import Stream
+
+    s, d = opened(EHLO_FULL)
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"]
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), Stream(iter([b"a\r", b"\n.b"]), None)))
+    # streams use DATA even with CHUNKING; BODY=8BITMIME is declared as it may come
+    assert d.writes[0].startswith(b"MAIL FROM:<a@x.test> BODY=8BITMIME\r\n")
+    assert d.writes[1:] == [b"a\r\n", b"..b", b"\r\n.\r\n"]
+
+
+def test_stream_with_8bit_data_and_no_8bitmime_is_abandoned() -> None:
+    from smtpx.protocol.session import Stream
+
+    s, d = opened(b"250-mx\r\n250 PIPELINING\r\n")
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n"]
+    with pytest.raises(errors.InvalidInputError, match="8BITMIME"):
+        d.run(s.send(Envelope("a@x.test", ["b@x.test"]), Stream(iter([b"ok", "é".encode()]), 9)))
+    assert b".\r\n" not in d.writes[-1]  # never terminated: the server drops it
+    assert s.state is State.BROKEN
