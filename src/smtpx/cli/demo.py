@@ -1,0 +1,161 @@
+"""``smtpx demo``: many messages through the pooled transport to a local sink.
+
+The sink runs in its own process (``python -m smtpx.testing.sink``), so client and
+server do not share an interpreter lock; the client sends from one thread per pooled
+connection. Bounded in count and in time: it always stops by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
+
+from smtpx import IMPLEMENTATION
+from smtpx.config import Envelope, PoolConfig
+from smtpx.errors import SmtpError
+from smtpx.transport import SmtpTransport
+
+__all__ = ["run_demo"]
+
+#: Seconds to wait for the sink to start and to report.
+SINK_TIMEOUT = 20.0
+
+
+class Progress:
+    """A progress bar on a terminal (at most ten redraws a second), or a line every
+    tenth of the way when the output is not a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, total: int, out: IO[str]) -> None:
+        self.total = max(1, total)
+        self.out = out
+        self.tty = out.isatty()
+        self.start = time.perf_counter()
+        self._last_draw = 0.0
+        self._last_tenth = -1
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if self.tty:
+            if now - self._last_draw < 0.1 and done < self.total:
+                return
+            self._last_draw = now
+            filled = self.WIDTH * done // self.total
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            rate = done / max(now - self.start, 1e-9)
+            self.out.write(f"\r[{bar}] {done}/{self.total} {rate:8.0f} msg/s")
+            self.out.flush()
+        else:
+            tenth = 10 * done // self.total
+            if tenth != self._last_tenth:
+                self._last_tenth = tenth
+                self.out.write(f"{10 * tenth:3d}% {done}/{self.total}\n")
+                self.out.flush()
+
+    def finish(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def _start_sink() -> tuple[subprocess.Popen[str], str, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smtpx.testing.sink", "--port", "0", "--quiet"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = _readline(proc.stdout, SINK_TIMEOUT)
+    parts = line.split()
+    if len(parts) != 3 or parts[0] != "listening":
+        proc.kill()
+        proc.wait()
+        raise RuntimeError(f"the sink did not start (it said {line!r})")
+    return proc, parts[1], int(parts[2])
+
+
+def _readline(stream: IO[str], timeout: float) -> str:
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return box[0].strip() if box else ""
+
+
+def run_demo(*, messages: int, size: int, connections: int, seconds: float) -> int:
+    """Send ``messages`` messages of ``size`` bytes over ``connections`` pooled
+    connections (one sending thread each), then print the throughput."""
+    if messages < 1 or size < 64 or connections < 1 or seconds <= 0:
+        print("demo: --messages >= 1, --size >= 64, --connections >= 1, --seconds > 0")
+        return 2
+    header = b"From: demo@smtpx.test\r\nTo: sink@smtpx.test\r\nSubject: smtpx demo\r\n\r\n"
+    body = header + b"x" * (size - len(header) - 2) + b"\r\n"
+    sink, host, port = _start_sink()
+    print(
+        f"smtpx demo: {messages} messages of {size} bytes to a local sink at {host}:{port}, "
+        f"{connections} pooled connections, core: {IMPLEMENTATION}"
+    )
+    transport = (
+        SmtpTransport.builder_dangerous(host)
+        .port(port)
+        .hello_name("demo.smtpx.test")
+        .timeout(30)
+        .pool(PoolConfig(max_size=connections, max_messages=100_000, max_lifetime=3600))
+        .build()
+    )
+    envelope = Envelope("demo@smtpx.test", ["sink@smtpx.test"])
+    progress = Progress(messages, sys.stderr)
+    lock = threading.Lock()
+    counts = {"next": 0, "sent": 0, "failed": 0}
+    deadline = time.perf_counter() + seconds
+    errors: list[SmtpError] = []
+
+    def worker() -> None:
+        while time.perf_counter() < deadline:
+            with lock:
+                if counts["next"] >= messages:
+                    return
+                counts["next"] += 1
+            try:
+                transport.send_raw(envelope, body)
+                outcome = "sent"
+            except SmtpError as exc:
+                outcome = "failed"
+                errors.append(exc)
+            with lock:
+                counts[outcome] += 1
+                done = counts["sent"] + counts["failed"]
+            progress.update(done)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(connections)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+        progress.finish()
+    finally:
+        transport.close()
+        sink.terminate()
+        assert sink.stdout is not None
+        report = _readline(sink.stdout, SINK_TIMEOUT)
+        sink.wait(SINK_TIMEOUT)
+    received = json.loads(report)["messages"] if report.startswith("{") else None
+    sent = counts["sent"]
+    print(
+        f"sent {sent} messages ({sent * size / 1e6:.1f} MB) in {elapsed:.2f} s: "
+        f"{sent / elapsed:,.0f} msgs/s, {sent * size / elapsed / 1e6:.1f} MB/s; "
+        f"the sink received {received}; failures: {counts['failed']}"
+    )
+    for exc in errors[:3]:
+        print(f"  failure: {type(exc).__name__}: {exc}")
+    return 0 if counts["failed"] == 0 and received == sent else 1

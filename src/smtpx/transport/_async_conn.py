@@ -1,0 +1,286 @@
+"""The asyncio driver: carries out the engine's requests on one connection.
+
+Built on asyncio's Protocol/Transport API, not streams: ``data_received`` collects bytes
+for the engine, writes go through ``transport.writelines`` with flow control
+(``pause_writing``/``resume_writing``), so a large body never sits whole in a buffer,
+and STARTTLS uses ``loop.start_tls`` after the plaintext received so far is discarded.
+Every read and every write is bounded by its phase's deadline. Works on the default
+loop and on uvloop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from smtpx.errors import NetworkError, SmtpError, SmtpTimeoutError, TlsError
+from smtpx.protocol.ops import Read, StartTls, Write
+
+__all__ = ["AsyncConnection"]
+
+
+class _Protocol(asyncio.Protocol):
+    """Collects received bytes and wakes one reader; tracks write flow control."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self._chunks: deque[bytes] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._paused = False
+        self.closed = False
+        self.error: BaseException | None = None
+
+    # -- asyncio callbacks
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.closed = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.error = exc
+        self._wake()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- used by the driver
+    @property
+    def has_data(self) -> bool:
+        return bool(self._chunks)
+
+    def discard(self) -> int:
+        """Drop what was received and not yet read (STARTTLS)."""
+        dropped = sum(len(c) for c in self._chunks)
+        self._chunks.clear()
+        return dropped
+
+    async def read(self, deadline: float) -> bytes:
+        """Everything received so far, waiting until the deadline for at least one byte;
+        ``b""`` at end of stream."""
+        if not self._chunks and not self.closed:
+            loop = asyncio.get_running_loop()
+            self._waiter = loop.create_future()
+            await _until(self._waiter, deadline, loop)
+            self._waiter = None
+        if not self._chunks:
+            return b""
+        if len(self._chunks) == 1:
+            return self._chunks.popleft()
+        data = b"".join(self._chunks)
+        self._chunks.clear()
+        return data
+
+    async def drain(self, timeout: float) -> None:
+        """Wait while the transport's buffer is above its high-water mark; each wait for
+        progress is bounded by ``timeout``."""
+        loop = asyncio.get_running_loop()
+        while self._paused and not self.closed:
+            self._drain = loop.create_future()
+            await _until(self._drain, loop.time() + timeout, loop)
+            self._drain = None
+
+
+async def _until(
+    future: asyncio.Future[None], deadline: float, loop: asyncio.AbstractEventLoop
+) -> None:
+    """Await ``future`` until ``deadline`` (loop time); TimeoutError after it."""
+    timer = loop.call_at(deadline, _expire, future)
+    try:
+        await future
+    finally:
+        timer.cancel()
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+class AsyncConnection:
+    """One TCP (optionally TLS) connection on the running event loop."""
+
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        protocol: _Protocol,
+        timeouts: Any,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        server_hostname: str | None,
+    ) -> None:
+        self.transport = transport
+        self.protocol = protocol
+        self.timeouts = timeouts
+        self._ssl_context = ssl_context
+        self._server_hostname = server_hostname
+        self._deadline = 0.0
+        self.created = time.monotonic()
+
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        timeouts: Any,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        implicit_tls: bool = False,
+    ) -> AsyncConnection:
+        loop = asyncio.get_running_loop()
+        tls: dict[str, Any] = {}
+        if implicit_tls:
+            if ssl_context is None:
+                raise TlsError("TLS was requested but no TLS parameters are configured")
+            tls = {
+                "ssl": ssl_context,
+                "server_hostname": server_hostname,
+                "ssl_handshake_timeout": timeouts.connect,
+            }
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(_Protocol, host, port, **tls), timeouts.connect
+            )
+        except TimeoutError as exc:
+            raise SmtpTimeoutError(
+                f"connecting to {host}:{port} timed out after {timeouts.connect:g} s",
+                phase="connect",
+            ) from exc
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise TlsError(f"the TLS handshake failed: {exc}") from exc
+        except OSError as exc:
+            raise NetworkError(f"cannot connect to {host}:{port}: {exc}") from exc
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket  # noqa: PLC0415 - only for the option constant
+
+            with contextlib.suppress(OSError):  # pragma: no cover - not a TCP socket
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(
+            transport,
+            protocol,
+            timeouts,
+            ssl_context=ssl_context,
+            server_hostname=server_hostname,
+        )
+
+    # ------------------------------------------------------------------ running procedures
+    async def run(self, procedure: Any) -> Any:
+        """Drive an engine procedure to its end; return its result. A cancellation closes
+        the connection (the engine marks its session broken)."""
+        send_value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                op = procedure.throw(error) if error is not None else procedure.send(send_value)
+            except StopIteration as stop:
+                return stop.value
+            send_value, error = None, None
+            try:
+                if isinstance(op, Read):
+                    send_value = await self._read(op)
+                elif isinstance(op, Write):
+                    await self._write(op.chunks, op.phase)
+                elif isinstance(op, StartTls):
+                    await self._start_tls()
+                else:  # pragma: no cover - the engine yields nothing else
+                    raise TypeError(f"unknown request {op!r}")
+            except SmtpError as exc:
+                error = exc
+            except asyncio.CancelledError:
+                self.abort()
+                procedure.close()  # the engine's cleanup runs; its session is broken
+                raise
+
+    async def _read(self, op: Read) -> bytes:
+        loop = asyncio.get_running_loop()
+        if op.new_reply:
+            self._deadline = loop.time() + self.timeouts.for_phase(op.phase)
+        try:
+            data = await self.protocol.read(self._deadline)
+        except TimeoutError as exc:
+            raise SmtpTimeoutError(
+                f"timed out waiting for a reply ({op.phase} time-out, "
+                f"{self.timeouts.for_phase(op.phase):g} s)",
+                phase=op.phase,
+            ) from exc
+        if not data and self.protocol.error is not None:
+            error = self.protocol.error
+            if isinstance(error, ssl.SSLError):
+                raise TlsError(f"TLS failure while reading: {error}") from error
+            raise NetworkError(f"reading from the server failed: {error}") from error
+        return data
+
+    async def _write(self, chunks: Sequence[bytes | memoryview], phase: str) -> None:
+        if self.protocol.closed or self.transport.is_closing():
+            raise NetworkError("the connection is closed")
+        self.transport.writelines(chunks)
+        try:
+            await self.protocol.drain(self.timeouts.for_phase(phase))
+        except TimeoutError as exc:
+            raise SmtpTimeoutError(
+                f"timed out writing ({phase} time-out, {self.timeouts.for_phase(phase):g} s)",
+                phase=phase,
+            ) from exc
+        error = self.protocol.error  # the connection may have died while we waited
+        if error is not None:
+            raise NetworkError(f"writing to the server failed: {error}") from error
+
+    async def _start_tls(self) -> None:
+        if self._ssl_context is None:
+            raise TlsError("TLS was requested but no TLS parameters are configured")
+        self.protocol.discard()  # plaintext after the 220 is not to be trusted
+        loop = asyncio.get_running_loop()
+        try:
+            transport = await loop.start_tls(
+                self.transport,
+                self.protocol,
+                self._ssl_context,
+                server_hostname=self._server_hostname,
+                ssl_handshake_timeout=self.timeouts.command,
+            )
+        except TimeoutError as exc:
+            raise SmtpTimeoutError("the TLS handshake timed out", phase="command") from exc
+        except (ssl.SSLError, ssl.CertificateError) as exc:
+            raise TlsError(f"the TLS handshake failed: {exc}") from exc
+        except (OSError, ConnectionError) as exc:
+            raise NetworkError(f"the connection failed during the TLS handshake: {exc}") from exc
+        if transport is None:  # pragma: no cover - only when the connection is gone
+            raise NetworkError("the connection closed during the TLS handshake")
+        self.transport = transport
+
+    # ------------------------------------------------------------------ liveness
+    def has_pending_data(self) -> bool:
+        """True when the server sent something (or closed) while the connection idled."""
+        return self.protocol.has_data or self.protocol.closed
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def close(self) -> None:
+        self.transport.close()
