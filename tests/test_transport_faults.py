@@ -26,6 +26,7 @@ from smtpx.testing.scripted import (
     Step,
     Trickle,
 )
+from smtpx.testing.sink import Sink
 
 from drivers import Client
 from servers import Certificates
@@ -337,24 +338,18 @@ def test_waiters_are_served_in_turn() -> None:
 def test_async_many_tasks_share_a_small_pool(
     event_loop_instance: asyncio.AbstractEventLoop,
 ) -> None:
-    per_conn = [
-        GREETING, EHLO, CAPS_PIPE,
-        *[s for _ in range(5) for s in (GROUP, GROUP_OK, ExpectData(), Send(b"250 ok\r\n"))],
-        *QUIT,
-    ]  # fmt: skip
-
     async def scenario(port: int) -> list[smtpx.SendResult]:
-        t = smtpx.AsyncSmtpTransport(builder_for(port, max_size=2).settings)
+        t = smtpx.AsyncSmtpTransport(builder_for(port, max_size=2, max_messages=1000).settings)
         async with t:
-            results = await asyncio.gather(*(t.send_raw(ENV, b"x") for _ in range(10)))
+            results = await asyncio.gather(*(t.send_raw(ENV, b"x") for _ in range(200)))
             assert "active=0 idle=2 waiting=0" in repr(t)
         return results
 
-    with run([per_conn, per_conn]) as srv:
-        results = event_loop_instance.run_until_complete(scenario(srv.port))
-        srv.wait(5)
-    assert len(results) == 10
-    assert srv.connections == 2  # never more than max_size
+    with Sink() as sink:
+        results = event_loop_instance.run_until_complete(scenario(sink.port))
+        assert sink.wait_for(messages=200, timeout=10)
+        assert sink.stats().connections == 2  # never more than max_size
+    assert [r.accepted for r in results] == [["b@x.test"]] * 200
 
 
 def test_async_acquire_timeout(event_loop_instance: asyncio.AbstractEventLoop) -> None:

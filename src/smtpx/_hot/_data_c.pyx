@@ -16,13 +16,14 @@ from cpython.buffer cimport (
     PyObject_GetBuffer,
 )
 from cpython.bytes cimport (
+    PyBytes_CheckExact,
     PyBytes_AS_STRING,
     PyBytes_Check,
     PyBytes_FromStringAndSize,
     PyBytes_GET_SIZE,
 )
 from libc.stdint cimport UINT64_MAX, uint64_t
-from libc.string cimport memcpy
+from libc.string cimport memchr, memcpy
 
 from smtpx.errors import InvalidInputError
 
@@ -257,4 +258,19 @@ def encode_data(data, *, bint dot_stuff=True, bint allow_nul=False, object max_l
     cdef DataEncoder encoder = DataEncoder(
         dot_stuff=dot_stuff, allow_nul=allow_nul, max_line=max_line
     )
+    cdef const unsigned char *src
+    cdef size_t n
+    if not dot_stuff and max_line is None and PyBytes_CheckExact(data):
+        # For BDAT: bytes already in canonical form (CRLF line ends only, ending with
+        # CRLF, no NUL unless allowed) encode to themselves, so they are returned as they
+        # are: a large body leaves without a copy.
+        src = <const unsigned char *>PyBytes_AS_STRING(data)
+        n = <size_t>PyBytes_GET_SIZE(data)
+        if (
+            n >= 2
+            and src[n - 1] == b"\n"
+            and _measure(src, n, False, &encoder._st) == n
+            and (allow_nul or memchr(src, 0, n) == NULL)
+        ):
+            return data
     return encoder._encode(data, True)

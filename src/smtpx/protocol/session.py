@@ -431,10 +431,11 @@ class Session:
         self.check_idle()
         caps = self.capabilities
         pipelined = self.config.pipelining and caps.pipelining
+        utf8 = envelope.needs_smtputf8
         payload: bytes | Stream
         if isinstance(body, Stream):
             # A stream goes with DATA: BDAT needs each chunk's length up front.
-            mail_kw = self._mail_params(envelope, body.size_hint, None)
+            mail_kw = self._mail_params(envelope, utf8, body.size_hint, None)
             chunked = False
             body.check_8bit = not caps.eightbitmime
             if caps.eightbitmime:
@@ -442,11 +443,11 @@ class Session:
             payload = body
         else:
             data = body if isinstance(body, bytes) else memoryview(body).cast("B")
-            mail_kw = self._mail_params(envelope, len(data), data)
+            mail_kw = self._mail_params(envelope, utf8, len(data), data)
             chunked = pipelined and caps.chunking
             payload = _hot.encode_data(data, dot_stuff=not chunked)
         sender, rcpts = envelope.sender or "", list(envelope.recipients)
-        if getattr(envelope, "needs_smtputf8", False) and not mail_kw.get("smtputf8"):
+        if utf8 and not caps.smtputf8:
             sender, rcpts = _ascii_address(sender), [_ascii_address(r) for r in rcpts]
         rcpt_kw = {"smtputf8": bool(mail_kw.get("smtputf8")), "params": tuple(envelope.rcpt_params)}
         plan = _Plan(sender, mail_kw, rcpt_kw, payload, pipelined, chunked)
@@ -590,7 +591,7 @@ class Session:
         yield Write([encoder.finish()], "data_block")
 
     def _mail_params(
-        self, envelope: Any, size: int | None, data: bytes | memoryview | None
+        self, envelope: Any, utf8: bool, size: int | None, data: bytes | memoryview | None
     ) -> dict[str, Any]:
         caps = self.capabilities
         kw: dict[str, Any] = {"params": tuple(envelope.mail_params)}
@@ -612,7 +613,7 @@ class Session:
                     "encode it as 7-bit (quoted-printable or base64)"
                 )
             kw["body"] = "8BITMIME"
-        if getattr(envelope, "needs_smtputf8", False) and caps.smtputf8:
+        if utf8 and caps.smtputf8:
             kw["smtputf8"] = True
         return kw
 

@@ -119,6 +119,8 @@ class SyncConnection:
                     return sock.recv(READ_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     continue  # a partial TLS record, or a spurious wake-up
+        except SmtpError:  # our own time-out (a TimeoutError, so an OSError too)
+            raise
         except ssl.SSLError as exc:
             raise TlsError(f"TLS failure while reading: {exc}") from exc
         except OSError as exc:
@@ -152,6 +154,8 @@ class SyncConnection:
                     views.pop(0)
                 if sent:
                     views[0] = views[0][sent:]
+        except SmtpError:
+            raise
         except ssl.SSLError as exc:
             raise TlsError(f"TLS failure while writing: {exc}") from exc
         except OSError as exc:

@@ -23,9 +23,8 @@ from smtpx.protocol.session import SendResult, Session
 from ._async_conn import AsyncConnection
 from ._async_pool import AsyncPool, AsyncPooledConnection
 from .builder import BuilderConstructors, TransportSettings
-from .message_input import body_of, prepare_message
+from .message_input import body_of, position, prepare_message, rewind
 from .policy import retryable
-from .sync import _position, _rewind
 
 __all__ = ["AsyncSmtpTransport"]
 
@@ -101,7 +100,7 @@ class AsyncSmtpTransport(BuilderConstructors):
 
     async def _send(self, envelope: Envelope, data: Any) -> SendResult:
         body = body_of(data)
-        start = _position(data)
+        start = position(data)
         attempt = 0
         while True:
             pooled: AsyncPooledConnection | None = None
@@ -112,7 +111,7 @@ class AsyncSmtpTransport(BuilderConstructors):
             except SmtpError as exc:
                 if pooled is not None:
                     await self._release(pooled)
-                if retryable(exc, attempt=attempt) and _rewind(body, data, start):
+                if retryable(exc, attempt=attempt) and rewind(body, data, start):
                     log.info("retrying on a fresh connection after: %s", exc)
                     attempt += 1
                     continue

@@ -18,7 +18,7 @@ from smtpx.config import Envelope
 from smtpx.errors import InvalidInputError
 from smtpx.protocol.session import Stream
 
-__all__ = ["Body", "body_of", "prepare_message"]
+__all__ = ["Body", "body_of", "position", "prepare_message", "rewind"]
 
 Body = bytes | bytearray | memoryview | Stream
 
@@ -118,3 +118,24 @@ def _checked(chunks: Iterable[Any]) -> Iterable[bytes | bytearray | memoryview]:
         if not isinstance(chunk, bytes | bytearray | memoryview):
             raise TypeError(f"the body iterable yielded {type(chunk).__name__}, not bytes")
         yield chunk
+
+
+def position(data: Any) -> int | None:
+    """Where a seekable file body starts, so a retry can rewind it."""
+    try:
+        return int(data.tell()) if hasattr(data, "seek") and data.seekable() else None
+    except (OSError, ValueError):
+        return None
+
+
+def rewind(body: Any, data: Any, start: int | None) -> bool:
+    """Make the body sendable again; False when it was a one-shot stream."""
+    if not isinstance(body, Stream):
+        return True
+    if start is None:
+        return False
+    data.seek(start)
+    fresh = body_of(data)
+    assert isinstance(fresh, Stream)
+    body.chunks = fresh.chunks
+    return True

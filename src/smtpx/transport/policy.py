@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from smtpx.config import PoolConfig
 from smtpx.errors import (
     DeliveryUnknownError,
     NetworkError,
     ProtocolError,
-    SmtpError,
     SmtpTimeoutError,
     TransientError,
 )
@@ -35,13 +35,13 @@ class ConnectionRecord:
     messages: int = 0
 
 
-def expired(record: ConnectionRecord, config: object, now: float) -> str | None:
+def expired(record: ConnectionRecord, config: PoolConfig, now: float) -> str | None:
     """Why this idle connection must be closed rather than reused, or None."""
-    if now - record.created >= config.max_lifetime:  # type: ignore[attr-defined]
+    if now - record.created >= config.max_lifetime:
         return "maximum lifetime reached"
-    if record.messages >= config.max_messages:  # type: ignore[attr-defined]
+    if record.messages >= config.max_messages:
         return "maximum messages per connection reached"
-    if now - record.last_used >= config.idle_timeout:  # type: ignore[attr-defined]
+    if now - record.last_used >= config.idle_timeout:
         return "idle time-out"
     return None
 
@@ -64,6 +64,4 @@ def retryable(error: BaseException, *, attempt: int) -> bool:
         return False
     if isinstance(error, TransientError):
         return error.code == 421
-    return isinstance(error, NetworkError | SmtpTimeoutError | ProtocolError) and isinstance(
-        error, SmtpError
-    )
+    return isinstance(error, NetworkError | SmtpTimeoutError | ProtocolError)

@@ -11,12 +11,12 @@ from typing import Any
 
 from smtpx.config import Envelope
 from smtpx.errors import NetworkError, SmtpError
-from smtpx.protocol.session import SendResult, Session, Stream
+from smtpx.protocol.session import SendResult, Session
 
 from ._sync_conn import SyncConnection
 from ._sync_pool import PooledConnection, SyncPool
 from .builder import BuilderConstructors, TransportSettings
-from .message_input import body_of, prepare_message
+from .message_input import body_of, position, prepare_message, rewind
 from .policy import retryable
 
 __all__ = ["SmtpTransport"]
@@ -93,7 +93,7 @@ class SmtpTransport(BuilderConstructors):
 
     def _send(self, envelope: Envelope, data: Any) -> SendResult:
         body = body_of(data)
-        start = _position(data)
+        start = position(data)
         attempt = 0
         while True:
             pooled: PooledConnection | None = None
@@ -103,7 +103,7 @@ class SmtpTransport(BuilderConstructors):
             except SmtpError as exc:
                 if pooled is not None:
                     self._release(pooled)
-                if retryable(exc, attempt=attempt) and _rewind(body, data, start):
+                if retryable(exc, attempt=attempt) and rewind(body, data, start):
                     log.info("retrying on a fresh connection after: %s", exc)
                     attempt += 1
                     continue
@@ -163,22 +163,3 @@ class SmtpTransport(BuilderConstructors):
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _position(data: Any) -> int | None:
-    """Where a seekable file body starts, so a retry can rewind it."""
-    try:
-        return int(data.tell()) if hasattr(data, "seek") and data.seekable() else None
-    except (OSError, ValueError):
-        return None
-
-
-def _rewind(body: Any, data: Any, start: int | None) -> bool:
-    """Make the body sendable again; False when it was a one-shot stream."""
-    if not isinstance(body, Stream):
-        return True
-    if start is None:
-        return False
-    data.seek(start)
-    body.chunks = body_of(data).chunks  # type: ignore[union-attr]
-    return True
