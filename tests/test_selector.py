@@ -106,7 +106,9 @@ def test_require_extensions_loads_the_compiled_core() -> None:
 
 
 def test_info_command_reports_version_implementation_and_files() -> None:
-    out = run_python("from smtpx.__main__ import main; raise SystemExit(main(['info']))")
+    # the same switches as this process, so the child picks the same core
+    same = {k: os.environ[k] for k in ("SMTPX_NO_EXTENSIONS",) if k in os.environ}
+    out = run_python("from smtpx.cli import main; raise SystemExit(main(['info']))", **same)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == f"smtpx {smtpx.__version__}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -370,3 +371,25 @@ def test_connection_refused_is_a_network_error() -> None:
     t = smtpx.SmtpTransport.builder_dangerous("127.0.0.1").port(port).timeout(2).build()
     with t, pytest.raises(smtpx.NetworkError):
         t.send_raw(envelope(), b"x")
+
+
+def test_min_idle_connections_are_opened_and_idle_ones_expire(connect: Connect) -> None:
+    with Sink() as sink:
+        t = connect(
+            smtpx.SmtpTransport.builder_dangerous("127.0.0.1")
+            .port(sink.port)
+            .pool(smtpx.PoolConfig(min_idle=2, idle_timeout=0.6, max_lifetime=300))
+        )
+
+        def wait_for_connections(n: int) -> None:
+            deadline = time.monotonic() + 5
+            while sink.stats().connections < n:
+                assert time.monotonic() < deadline, sink.stats()
+                # the asyncio pool's housekeeping runs while its loop does
+                t.test_connection() if t.kind == "async" else time.sleep(0.05)
+
+        with t:
+            t.send_raw(envelope(), b"x")  # starts the pool's housekeeping
+            wait_for_connections(2)  # min_idle: a second one is opened
+            wait_for_connections(4)  # idle past idle_timeout: closed and replaced
+        assert sink.stats().messages == 1

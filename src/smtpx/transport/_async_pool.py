@@ -68,6 +68,7 @@ class AsyncPool:
         self._waiters: deque[_Waiter] = deque()
         self._open = 0
         self._closed = False
+        self._reaper: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -81,6 +82,8 @@ class AsyncPool:
 
     async def acquire(self, *, fresh: bool = False) -> AsyncPooledConnection:
         deadline = time.monotonic() + self.config.acquire_timeout
+        if self._reaper is None and not self._closed:
+            self._reaper = asyncio.ensure_future(self._reap())
         while True:
             pooled, may_open = await self._claim(deadline, fresh)
             if pooled is None and may_open:
@@ -191,10 +194,37 @@ class AsyncPool:
         if self._open < self.config.max_size:
             self._give(None, "freed")
 
+    async def _reap(self) -> None:
+        """Close idle connections past their time, and keep ``min_idle`` open."""
+        interval = min(1.0, self.config.idle_timeout / 2)
+        while not self._closed:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            doomed = [p for p in self._idle if expired(p.record, self.config, now)]
+            for pooled in doomed:
+                self._idle.remove(pooled)
+                self._open -= 1
+            for pooled in doomed:
+                await pooled.close(polite=True)
+            missing = min(self.config.min_idle - len(self._idle), self.config.max_size - self._open)
+            for _ in range(missing if not self._waiters else 0):
+                self._open += 1
+                try:
+                    fresh = await self._connect()
+                except SmtpError as exc:
+                    log.debug("could not open an idle connection: %s", exc)
+                    self._forget()
+                    break
+                await self.release(fresh)
+
     async def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
         idle = list(self._idle)
         self._idle.clear()
         self._open -= len(idle)
