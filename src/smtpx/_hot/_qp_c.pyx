@@ -1,8 +1,9 @@
 """Quoted-printable body encoding, RFC 2045 section 6.7 (the compiled twin).
 
 Behaves exactly as :mod:`smtpx._hot._qp_py`, which is the specification (read its
-docstring for the rules). One pass of a C loop over the input writes into a bytes object
-sized for the worst case, which is then shrunk in place to the output's length. Inputs
+docstring for the rules). One pass of a C loop over the input, deciding most octets
+without looking ahead, writes into a bytes object sized for the worst case, which is
+then shrunk in place to the output's length. Inputs
 of at least ``_NOGIL_MIN`` bytes are encoded with the GIL released.
 """
 
@@ -22,8 +23,9 @@ cdef extern from "Python.h":
 cdef Py_ssize_t _NOGIL_MIN = 16 * 1024
 # The worst case writes 3 characters per input octet (an escape, or CRLF for a bare LF)
 # plus a 3-character soft line break per output line, and an output line that needs one
-# carries at least 73 characters from at least 25 octets: at most 3.12 per octet.
-# _bound(n) = 3n + n/8 + 8 covers that, and fits a Py_ssize_t up to _MAX_INPUT.
+# carries at least 73 characters from at least 25 octets: at most 3.12 per octet. The
+# output is allocated for 3n + n/8 + 8 octets, which covers that and, up to _MAX_INPUT,
+# fits a Py_ssize_t.
 cdef Py_ssize_t _MAX_INPUT = (PY_SSIZE_T_MAX - 8) // 4
 # The longest encoded line (RFC 2045 6.7 rule 5), CRLF excluded.
 cdef enum:
@@ -82,6 +84,7 @@ cdef Py_ssize_t _encode_into(
     cdef Py_ssize_t column = 0  # characters on the output line so far
     cdef Py_ssize_t width, limit
     cdef unsigned char octet, kind
+    cdef bint last
     while i < n:
         octet = src[i]
         kind = _CLASS[octet]
@@ -94,19 +97,30 @@ cdef Py_ssize_t _encode_into(
             out += 2
             column = 0
             continue
-        if kind == _LITERAL:
-            width = 1
-            # The common case, decided without looking ahead.
-            if column < _MAX_LINE - 1:
-                dst[out] = octet
-                out += 1
-                column += 1
-                continue
-        elif kind == _SPACE and not _line_ends(src, i, n):
-            width = 1
-        else:
-            width = 3
-        limit = _MAX_LINE if _line_ends(src, i, n) else _MAX_LINE - 1
+        # The common cases: the octet's encoding ends by column 75, so it fits whether or
+        # not a soft line break follows.
+        if kind == _LITERAL and column < _MAX_LINE - 1:
+            dst[out] = octet
+            out += 1
+            column += 1
+            continue
+        if kind == _ESCAPE and column < _MAX_LINE - 3:
+            dst[out] = 61
+            dst[out + 1] = _HEX[octet >> 4]
+            dst[out + 2] = _HEX[octet & 15]
+            out += 3
+            column += 3
+            continue
+        last = _line_ends(src, i, n)
+        if kind == _SPACE and column < _MAX_LINE - 1 and not last:
+            dst[out] = octet
+            out += 1
+            column += 1
+            continue
+        # Near the end of the line, or white space at the end of one: rule 4 of the
+        # specification in full.
+        width = 1 if kind == _LITERAL or (kind == _SPACE and not last) else 3
+        limit = _MAX_LINE if last else _MAX_LINE - 1
         if column + width > limit:
             dst[out] = 61
             dst[out + 1] = 13
