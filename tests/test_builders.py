@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import smtpx
@@ -32,8 +34,8 @@ def test_constructors(cls: type, make: object, port: int, mode: TlsMode) -> None
 
 
 @pytest.mark.parametrize("cls", TRANSPORTS)
-def test_unencrypted_localhost_is_built(cls: type) -> None:
-    transport = cls.unencrypted_localhost()  # type: ignore[attr-defined]
+def test_unencrypted_localhost_is_built(cls: Any) -> None:
+    transport = cls.unencrypted_localhost()
     assert isinstance(transport, cls)
     assert (transport.settings.host, transport.settings.port) == ("127.0.0.1", 25)
     assert transport.settings.tls.mode is TlsMode.NONE

@@ -393,3 +393,26 @@ def test_min_idle_connections_are_opened_and_idle_ones_expire(connect: Connect) 
             wait_for_connections(2)  # min_idle: a second one is opened
             wait_for_connections(4)  # idle past idle_timeout: closed and replaced
         assert sink.stats().messages == 1
+
+
+def test_smtpx_message_with_attachment_and_bcc(
+    connect: Connect, smtp_server_factory: Factory
+) -> None:
+    server = smtp_server_factory()
+    message = (
+        smtpx.Message.builder()
+        .from_("NoBody <nobody@x.test>")
+        .to("Hei <hei@x.test>")
+        .bcc("audit@x.test")
+        .subject("Happy new year")
+        .text("Be happy!\n.\nReally.")
+        .attach(b"\x00\x01binary" * 100, filename="data.bin")
+        .build()
+    )
+    with connect(plain(server)) as t:
+        result = t.send(message)
+    assert result.accepted == ["hei@x.test", "audit@x.test"]
+    (got,) = server.messages
+    assert got.mail_from == "nobody@x.test"
+    assert got.content == message.as_bytes()
+    assert b"audit@x.test" not in got.content

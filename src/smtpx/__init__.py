@@ -34,11 +34,13 @@ from .errors import (
     TlsRequiredError,
     TransientError,
 )
+from .message import Address, Mailbox, Message, MessageBuilder, MessageTemplate
 from .protocol.session import SendResult
 from .transport import AsyncSmtpTransport, SmtpTransport, TransportBuilder, TransportSettings
 
 __all__ = [
     "IMPLEMENTATION",
+    "Address",
     "AsyncSmtpTransport",
     "AuthError",
     "Credentials",
@@ -46,7 +48,11 @@ __all__ = [
     "Envelope",
     "InsecureAuthError",
     "InvalidInputError",
+    "Mailbox",
     "Mechanism",
+    "Message",
+    "MessageBuilder",
+    "MessageTemplate",
     "NetworkError",
     "PermanentError",
     "PoolConfig",
