@@ -484,3 +484,28 @@ def test_stream_with_8bit_data_and_no_8bitmime_is_abandoned() -> None:
         d.run(s.send(Envelope("a@x.test", ["b@x.test"]), Stream(iter([b"ok", "é".encode()]), 9)))
     assert b".\r\n" not in d.writes[-1]  # never terminated: the server drops it
     assert s.state is State.BROKEN
+
+
+def test_a_body_in_parts_goes_out_without_joining() -> None:
+    s, d = opened(b"250-mx\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 SIZE\r\n")
+    d.replies = [b"250 ok\r\n250 ok\r\n250 ok\r\n"]
+    attachment = b"QUJD\r\n" * 5000  # a large shared part, already canonical
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), [b"Subject: x\r\n\r\n", attachment]))
+    assert d.writes == [
+        b"MAIL FROM:<a@x.test> SIZE=30014\r\nRCPT TO:<b@x.test>\r\nBDAT 30014 LAST\r\n"
+        b"Subject: x\r\n\r\n" + attachment
+    ]
+
+
+def test_parts_are_one_stream_for_dot_stuffing_and_line_ends() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 ok\r\n"]
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), [b"a\r", b"\n.b\r\n", b".c"]))
+    assert d.writes[1] == b"a\r\n..b\r\n..c\r\n.\r\n"
+
+
+def test_bdat_parts_split_inside_a_line_end_are_encoded_together() -> None:
+    s, d = opened(EHLO_FULL)
+    d.replies = [b"250 ok\r\n250 ok\r\n250 ok\r\n"]
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), [b"a\r", b"\nb"]))
+    assert d.writes[0].endswith(b"BDAT 6 LAST\r\na\r\nb\r\n")

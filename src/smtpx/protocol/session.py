@@ -41,7 +41,7 @@ from smtpx.errors import (
 from .capabilities import Capabilities
 from .ops import Read, StartTls, Write
 
-__all__ = ["SendResult", "Session", "SessionConfig", "State", "Stream", "TlsPolicy"]
+__all__ = ["Body", "SendResult", "Session", "SessionConfig", "State", "Stream", "TlsPolicy"]
 
 log = logging.getLogger("smtpx")
 
@@ -119,10 +119,36 @@ class _Plan:
     sender: str
     mail_kw: dict[str, Any]
     rcpt_kw: dict[str, Any]
-    payload: bytes | Stream
+    payload: list[bytes] | Stream
     pipelined: bool
     chunked: bool
     deferred: dict[str, Any] = field(default_factory=dict)
+
+
+#: A message body the engine takes: in memory (whole, or in parts), or streamed.
+Body = bytes | bytearray | memoryview | list[bytes | bytearray | memoryview] | Stream
+
+
+def _is_ascii(part: bytes | bytearray | memoryview) -> bool:
+    return part.isascii() if not isinstance(part, memoryview) else bytes(part).isascii()
+
+
+def _encode_parts(parts: list[Any], *, dot_stuff: bool) -> list[bytes]:
+    """The encoded body of a message held in memory as ``parts``.
+
+    For BDAT (no dot-stuffing), parts that each end with a line end encode on their own
+    exactly as they would together, so each goes through ``encode_data``, which gives a
+    canonical part back without copying it (attachments shared by many messages stay
+    shared). Otherwise the parts are encoded as one stream.
+    """
+    if not dot_stuff and all(len(p) and p[-1:] == b"\n" for p in parts):
+        return [_hot.encode_data(p, dot_stuff=False) for p in parts]
+    if len(parts) == 1:
+        return [_hot.encode_data(parts[0], dot_stuff=dot_stuff)]
+    encoder = _hot.DataEncoder(dot_stuff=dot_stuff)
+    encoded = [encoder.encode(p) for p in parts]
+    encoded.append(encoder.finish())
+    return encoded
 
 
 def _ascii_address(address: str) -> str:
@@ -412,8 +438,10 @@ class Session:
         yield from self._reply("command")
 
     # ------------------------------------------------------------------ transactions
-    def send(self, envelope: Any, body: bytes | bytearray | memoryview | Stream) -> Gen:
-        """One transaction: a message in memory, or a :class:`Stream` of chunks.
+    def send(self, envelope: Any, body: Body) -> Gen:
+        """One transaction: a message in memory (a bytes-like object, or a list of them
+        that together make the message, as smtpx messages serialise), or a
+        :class:`Stream` of chunks.
 
         With PIPELINING, MAIL, every RCPT and DATA (or, with CHUNKING, ``BDAT n LAST``
         and the body) leave in one write and the replies are matched in order; without
@@ -432,7 +460,7 @@ class Session:
         caps = self.capabilities
         pipelined = self.config.pipelining and caps.pipelining
         utf8 = envelope.needs_smtputf8
-        payload: bytes | Stream
+        payload: list[bytes] | Stream
         if isinstance(body, Stream):
             # A stream goes with DATA: BDAT needs each chunk's length up front.
             mail_kw = self._mail_params(envelope, utf8, body.size_hint, None)
@@ -442,10 +470,11 @@ class Session:
                 mail_kw["body"] = "8BITMIME"  # unknown until read: declare what may come
             payload = body
         else:
-            data = body if isinstance(body, bytes) else memoryview(body).cast("B")
-            mail_kw = self._mail_params(envelope, utf8, len(data), data)
+            parts = body if isinstance(body, list) else [body]
+            ascii_only = all(_is_ascii(part) for part in parts)
+            mail_kw = self._mail_params(envelope, utf8, sum(map(len, parts)), ascii_only)
             chunked = pipelined and caps.chunking
-            payload = _hot.encode_data(data, dot_stuff=not chunked)
+            payload = _encode_parts(parts, dot_stuff=not chunked)
         sender, rcpts = envelope.sender or "", list(envelope.recipients)
         if utf8 and not caps.smtputf8:
             sender, rcpts = _ascii_address(sender), [_ascii_address(r) for r in rcpts]
@@ -480,9 +509,10 @@ class Session:
         if not plan.pipelined:
             self._out.clear()
         elif plan.chunked:
-            assert isinstance(plan.payload, bytes)
-            self._out.bdat(len(plan.payload), last=True)
-            self._out.body(plan.payload)
+            assert isinstance(plan.payload, list)
+            self._out.bdat(sum(map(len, plan.payload)), last=True)
+            for part in plan.payload:
+                self._out.body(part)
         else:
             self._out.data()
         transaction = _Transaction(rcpts)
@@ -513,7 +543,7 @@ class Session:
         plan.deferred = transaction.deferred
         return result
 
-    def _pipelined(self, tx: _Transaction, payload: bytes | Stream, chunked: bool) -> Gen:
+    def _pipelined(self, tx: _Transaction, payload: list[bytes] | Stream, chunked: bool) -> Gen:
         self._log_commands()
         yield from self._flush("data_block")
         tx.data_sent = chunked
@@ -541,7 +571,7 @@ class Session:
         sender: str,
         mail_kw: dict[str, Any],
         rcpt_kw: dict[str, Any],
-        payload: bytes | Stream,
+        payload: list[bytes] | Stream,
     ) -> Gen:
         self._out.mail(sender, **mail_kw)
         self._log_commands()
@@ -562,12 +592,13 @@ class Session:
             raise _failure("the server refused DATA", go)
         yield from self._data(tx, payload)
 
-    def _data(self, tx: _Transaction, payload: bytes | Stream) -> Gen:
+    def _data(self, tx: _Transaction, payload: list[bytes] | Stream) -> Gen:
         if isinstance(payload, Stream):
             yield from self._stream(payload)
         else:
-            self._out.body(payload)
-            log.debug("C: <message data, %d octets>", len(payload))
+            for part in payload:
+                self._out.body(part)
+            log.debug("C: <message data, %d octets>", sum(map(len, payload)))
             yield from self._flush("data_block")
         tx.data_sent = True
         tx.final = yield from self._reply("data_end")
@@ -591,8 +622,9 @@ class Session:
         yield Write([encoder.finish()], "data_block")
 
     def _mail_params(
-        self, envelope: Any, utf8: bool, size: int | None, data: bytes | memoryview | None
+        self, envelope: Any, utf8: bool, size: int | None, ascii_only: bool | None
     ) -> dict[str, Any]:
+        """MAIL FROM's parameters; ``ascii_only`` is None when the body is not known yet."""
         caps = self.capabilities
         kw: dict[str, Any] = {"params": tuple(envelope.mail_params)}
         if size is None:
@@ -604,9 +636,7 @@ class Session:
             )
         if caps.size and size is not None:
             kw["size"] = size
-        if data is not None and not (
-            data.isascii() if isinstance(data, bytes) else bytes(data).isascii()
-        ):
+        if ascii_only is False:
             if not caps.eightbitmime:
                 raise InvalidInputError(
                     "the message holds 8-bit data but the server does not offer 8BITMIME; "

@@ -20,7 +20,7 @@ from smtpx.protocol.session import Stream
 
 __all__ = ["Body", "body_of", "position", "prepare_message", "rewind"]
 
-Body = bytes | bytearray | memoryview | Stream
+Body = bytes | bytearray | memoryview | list[bytes | bytearray | memoryview] | Stream
 
 #: Bytes read at a time from a file body.
 FILE_CHUNK = 256 * 1024
@@ -29,7 +29,7 @@ FILE_CHUNK = 256 * 1024
 _POLICY = email.policy.SMTP
 
 
-def prepare_message(message: Any) -> tuple[Envelope, bytes]:
+def prepare_message(message: Any) -> tuple[Envelope, Body]:
     """The envelope and bytes of a message: a standard-library
     :class:`email.message.EmailMessage` (or ``Message``), or an smtpx message (an
     ``envelope`` property and ``as_bytes()``).
@@ -42,6 +42,9 @@ def prepare_message(message: Any) -> tuple[Envelope, bytes]:
         return _from_email_message(message)
     envelope = getattr(message, "envelope", None)
     as_bytes = getattr(message, "as_bytes", None)
+    chunks = getattr(message, "chunks", None)
+    if isinstance(envelope, Envelope) and callable(chunks):
+        return envelope, list(chunks())  # sent as they are: shared attachments not copied
     if isinstance(envelope, Envelope) and callable(as_bytes):
         return envelope, as_bytes()
     raise TypeError(
@@ -78,9 +81,12 @@ def _from_email_message(message: email.message.Message) -> tuple[Envelope, bytes
 
 
 def body_of(data: Any) -> Body:
-    """The engine's body for ``send_raw`` data: bytes-like objects are sent from memory;
-    a binary file or an iterable of bytes is streamed, never read whole."""
+    """The engine's body for ``send_raw`` data: a bytes-like object, or a list of them
+    (the parts of one message), is sent from memory; a binary file or another iterable
+    of bytes is streamed, never read whole."""
     if isinstance(data, bytes | bytearray | memoryview):
+        return data
+    if isinstance(data, list) and all(isinstance(p, bytes | bytearray | memoryview) for p in data):
         return data
     if isinstance(data, str):
         raise TypeError("send_raw() takes bytes, not str: encode the message first")
