@@ -373,10 +373,19 @@ def test_async_acquire_timeout(event_loop_instance: asyncio.AbstractEventLoop) -
         srv.wait(5)
 
 
+@pytest.mark.parametrize(
+    "stall",
+    [
+        [ExpectClosed(5)],  # waiting for the greeting
+        [GREETING, EHLO, ExpectClosed(5)],  # waiting for the EHLO reply
+        [GREETING, EHLO, CAPS_PIPE, GROUP, ExpectClosed(5)],  # waiting for MAIL/RCPT replies
+        [GREETING, EHLO, CAPS_PIPE, GROUP, Send(b"250 ok\r\n250 ok\r\n"), ExpectClosed(5)],
+    ],
+    ids=["greeting", "ehlo", "mail", "data"],
+)
 def test_async_cancellation_before_the_end_of_data_discards_the_connection(
-    event_loop_instance: asyncio.AbstractEventLoop,
+    event_loop_instance: asyncio.AbstractEventLoop, stall: list[Step]
 ) -> None:
-    stall = [GREETING, EHLO, CAPS_PIPE, GROUP, ExpectClosed(5)]
 
     async def scenario(port: int) -> None:
         t = smtpx.AsyncSmtpTransport(builder_for(port).settings)
