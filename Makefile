@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 BENCH_JSON := .benchmarks/latest.json
 
-.PHONY: dev test test-pure lint typecheck bench wheel-test demo clean
+.PHONY: dev test test-pure lint bench throughput wheel-test demo clean
 
 dev:            ## editable install with the compiled core and every dev tool
 	bash .ci/venv
@@ -22,6 +22,9 @@ bench:          ## the hot-path benchmarks, both twins beside the stdlib; prints
 	SMTPX_REQUIRE_EXTENSIONS=1 $(PY) -m pytest benchmarks --benchmark-enable \
 		--benchmark-json=$(BENCH_JSON) -q
 	$(PY) benchmarks/report.py $(BENCH_JSON)
+
+throughput:     ## end-to-end msgs/s beside smtplib, smtp-source, aiosmtplib (C sink)
+	$(PY) benchmarks/throughput.py --repeat 2
 
 wheel-test:     ## build a wheel, install it in a fresh venv, test it from outside the tree
 	bash .ci/wheel-test
