@@ -49,11 +49,12 @@ def session_ok() -> list[Step]:
 
 
 def builder(
-    srv: ScriptedServer, timeouts: smtpx.Timeouts | float = 5, **pool: float
+    srv: ScriptedServer | int, timeouts: smtpx.Timeouts | float = 5, **pool: float
 ) -> smtpx.TransportBuilder[smtpx.SmtpTransport]:
+    """A plain builder for the server (or port), with the hello name the scripts expect."""
     return (
         smtpx.SmtpTransport.builder_dangerous("127.0.0.1")
-        .port(srv.port)
+        .port(srv if isinstance(srv, int) else srv.port)
         .hello_name("client.test")
         .timeout(timeouts)
         .pool(smtpx.PoolConfig(**pool))  # type: ignore[arg-type]
@@ -339,7 +340,7 @@ def test_async_many_tasks_share_a_small_pool(
     event_loop_instance: asyncio.AbstractEventLoop,
 ) -> None:
     async def scenario(port: int) -> list[smtpx.SendResult]:
-        t = smtpx.AsyncSmtpTransport(builder_for(port, max_size=2, max_messages=1000).settings)
+        t = smtpx.AsyncSmtpTransport(builder(port, max_size=2, max_messages=1000).settings)
         async with t:
             results = await asyncio.gather(*(t.send_raw(ENV, b"x") for _ in range(200)))
             assert "active=0 idle=2 waiting=0" in repr(t)
@@ -359,7 +360,7 @@ def test_async_acquire_timeout(event_loop_instance: asyncio.AbstractEventLoop) -
     ]  # fmt: skip
 
     async def scenario(port: int) -> None:
-        t = smtpx.AsyncSmtpTransport(builder_for(port, max_size=1, acquire_timeout=0.2).settings)
+        t = smtpx.AsyncSmtpTransport(builder(port, max_size=1, acquire_timeout=0.2).settings)
         async with t:
             first = asyncio.ensure_future(t.send_raw(ENV, b"x"))
             await asyncio.sleep(0.1)
@@ -388,7 +389,7 @@ def test_async_cancellation_before_the_end_of_data_discards_the_connection(
 ) -> None:
 
     async def scenario(port: int) -> None:
-        t = smtpx.AsyncSmtpTransport(builder_for(port).settings)
+        t = smtpx.AsyncSmtpTransport(builder(port).settings)
         async with t:
             task = asyncio.ensure_future(t.send_raw(ENV, b"x"))
             await asyncio.sleep(0.2)
@@ -408,7 +409,7 @@ def test_async_cancellation_after_the_end_of_data_is_delivery_unknown(
     stall = [GREETING, EHLO, CAPS_PIPE, GROUP, GROUP_OK, ExpectData(), ExpectClosed(5)]
 
     async def scenario(port: int) -> None:
-        t = smtpx.AsyncSmtpTransport(builder_for(port).settings)
+        t = smtpx.AsyncSmtpTransport(builder(port).settings)
         async with t:
             task = asyncio.ensure_future(t.send_raw(ENV, b"x"))
             await asyncio.sleep(0.3)
@@ -419,13 +420,3 @@ def test_async_cancellation_after_the_end_of_data_is_delivery_unknown(
     with run([stall]) as srv:
         event_loop_instance.run_until_complete(scenario(srv.port))
         srv.wait(5)
-
-
-def builder_for(port: int, **pool: float) -> smtpx.TransportBuilder[smtpx.SmtpTransport]:
-    return (
-        smtpx.SmtpTransport.builder_dangerous("127.0.0.1")
-        .port(port)
-        .hello_name("client.test")
-        .timeout(5)
-        .pool(smtpx.PoolConfig(**pool))  # type: ignore[arg-type]
-    )

@@ -253,6 +253,12 @@ def _host(value: object, what: str) -> str:
     return text
 
 
+def validate_host(host: str) -> str:
+    """A host to connect to: an IP address or an ASCII host name (``InvalidInputError``
+    otherwise)."""
+    return _host(host, "host")
+
+
 def validate_hello_name(name: str) -> str:
     """Return ``name`` if it can follow ``EHLO``/``HELO``, else raise ``InvalidInputError``.
 

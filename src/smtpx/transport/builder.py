@@ -24,6 +24,7 @@ from smtpx.config import (
     default_hello_name,
     parse_url,
     validate_hello_name,
+    validate_host,
 )
 from smtpx.errors import InvalidInputError
 from smtpx.protocol.session import SessionConfig, TlsPolicy
@@ -209,7 +210,7 @@ class BuilderConstructors:
     @classmethod
     def builder_dangerous(cls, host: str) -> TransportBuilder[Self]:
         """Port 25 with no TLS at all: explicitly insecure (local relays, tests)."""
-        return TransportBuilder(cls, TransportSettings(_host(host), SMTP_PORT))
+        return TransportBuilder(cls, TransportSettings(validate_host(host), SMTP_PORT))
 
     @classmethod
     def unencrypted_localhost(cls) -> Self:
@@ -231,8 +232,3 @@ class BuilderConstructors:
                 tls=parsed.tls(),
             ),
         )
-
-
-def _host(host: str) -> str:
-    """Validate a host name or IP address (the same rules as TLS parameters' domain)."""
-    return TlsParameters(host).domain
