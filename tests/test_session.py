@@ -322,12 +322,18 @@ def test_pipelining_switch_forces_lockstep() -> None:
     assert len(d.writes) == 4
 
 
-def test_invalid_recipient_sends_nothing() -> None:
+def test_invalid_recipient_sends_nothing_and_leaves_nothing_behind() -> None:
     s, d = opened(EHLO_FULL)
     with pytest.raises(errors.InvalidInputError):
         d.run(s.send(Envelope("a@x.test", ["b@x.test", "evil@x.test>\r\nRSET"]), b"x"))
     assert d.writes == []
     assert s.usable
+    # the next message goes out alone: nothing of the refused one was left queued
+    d.replies = [b"250 ok\r\n250 ok\r\n250 ok\r\n"]
+    d.run(s.send(Envelope("c@x.test", ["d@x.test"]), b"y"))
+    assert d.writes == [
+        b"MAIL FROM:<c@x.test> SIZE=1\r\nRCPT TO:<d@x.test>\r\nBDAT 3 LAST\r\ny\r\n"
+    ]
 
 
 def test_message_over_size_limit_sends_nothing() -> None:

@@ -502,10 +502,15 @@ class Session:
     def _transaction(self, plan: _Plan, rcpts: list[str]) -> Gen:
         """One MAIL/RCPT/DATA (or BDAT) transaction for ``rcpts``."""
         # Every command of the transaction is serialised (and so validated) before the
-        # first byte is written: a bad recipient never leaves half a transaction behind.
-        self._out.mail(plan.sender, **plan.mail_kw)
-        for rcpt in rcpts:
-            self._out.rcpt(rcpt, **plan.rcpt_kw)
+        # first byte is written: a bad recipient never leaves half a transaction behind,
+        # neither on the wire nor in the buffer for the next message.
+        try:
+            self._out.mail(plan.sender, **plan.mail_kw)
+            for rcpt in rcpts:
+                self._out.rcpt(rcpt, **plan.rcpt_kw)
+        except BaseException:
+            self._out.clear()
+            raise
         if not plan.pipelined:
             self._out.clear()
         elif plan.chunked:
