@@ -854,9 +854,13 @@ class _Session(asyncio.Protocol):
         except (OSError, asyncio.TimeoutError) as exc:  # SSLError, reset, time-out
             logger.debug("sink: TLS handshake with %s failed: %s", self._peer, exc)
             transport.abort()
+            # Before Python 3.11 a failed handshake never reaches connection_lost (the
+            # TLS layer owns the transport by then): close the session here (idempotent).
+            self.connection_lost(exc)
             return
         if self._transport is None or tls_transport is None:  # lost during the handshake
             transport.abort()
+            self.connection_lost(None)
             return
         tls_transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         self._transport = tls_transport

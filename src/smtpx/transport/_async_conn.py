@@ -166,7 +166,7 @@ class AsyncConnection:
             transport, protocol = await asyncio.wait_for(
                 loop.create_connection(_Protocol, host, port, **tls), timeouts.connect
             )
-        except TimeoutError as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct before 3.11
             raise SmtpTimeoutError(
                 f"connecting to {host}:{port} timed out after {timeouts.connect:g} s",
                 phase="connect",
@@ -264,7 +264,7 @@ class AsyncConnection:
                 server_hostname=self._server_hostname,
                 ssl_handshake_timeout=self.timeouts.command,
             )
-        except TimeoutError as exc:
+        except (TimeoutError, asyncio.TimeoutError) as exc:  # distinct before 3.11
             raise SmtpTimeoutError("the TLS handshake timed out", phase="command") from exc
         except (ssl.SSLError, ssl.CertificateError) as exc:
             raise TlsError(f"the TLS handshake failed: {exc}") from exc

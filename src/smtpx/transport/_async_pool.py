@@ -123,7 +123,7 @@ class AsyncPool:
             await asyncio.wait_for(
                 asyncio.shield(waiter.future), max(0.0, deadline - time.monotonic())
             )
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # distinct before 3.11
             if not waiter.future.done():
                 self._waiters.remove(waiter)
                 raise SmtpTimeoutError(
