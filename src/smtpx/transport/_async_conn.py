@@ -23,6 +23,9 @@ from smtpx.protocol.ops import Read, StartTls, Write
 
 __all__ = ["AsyncConnection"]
 
+#: Groups up to this size go out with writelines() (one send); larger ones chunk by chunk.
+_WRITELINES_MAX = 64 * 1024
+
 
 class _Protocol(asyncio.Protocol):
     """Collects received bytes and wakes one reader; tracks write flow control."""
@@ -239,7 +242,13 @@ class AsyncConnection:
     async def _write(self, chunks: Sequence[bytes | memoryview], phase: str) -> None:
         if self.protocol.closed or self.transport.is_closing():
             raise NetworkError("the connection is closed")
-        self.transport.writelines(chunks)
+        if len(chunks) == 1 or sum(map(len, chunks)) > _WRITELINES_MAX:
+            # write() applies flow control (pause_writing) after each chunk; writelines()
+            # does not on CPython 3.12-3.13, which would let a large body pile up.
+            for chunk in chunks:
+                self.transport.write(chunk)
+        else:
+            self.transport.writelines(chunks)  # a small pipelined group: one system call
         try:
             await self.protocol.drain(self.timeouts.for_phase(phase))
         except TimeoutError as exc:

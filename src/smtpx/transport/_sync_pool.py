@@ -217,6 +217,8 @@ class SyncPool:
 
     # ------------------------------------------------------------------ housekeeping
     def _start_reaper(self) -> None:
+        if self._reaper is not None:  # the common case, without taking the lock
+            return
         with self._lock:
             if self._reaper is not None or self._closed:
                 return
