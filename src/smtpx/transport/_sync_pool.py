@@ -217,8 +217,10 @@ class SyncPool:
 
     # ------------------------------------------------------------------ housekeeping
     def _start_reaper(self) -> None:
-        if self._reaper is not None:  # the common case, without taking the lock
-            return
+        if self._reaper is None:  # checked without the lock first: the common case
+            self._start_reaper_locked()
+
+    def _start_reaper_locked(self) -> None:
         with self._lock:
             if self._reaper is not None or self._closed:
                 return
