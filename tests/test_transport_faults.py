@@ -420,3 +420,43 @@ def test_async_cancellation_after_the_end_of_data_is_delivery_unknown(
     with run([stall]) as srv:
         event_loop_instance.run_until_complete(scenario(srv.port))
         srv.wait(5)
+
+
+def test_async_cancellation_during_the_reuse_probe_frees_the_slot(
+    event_loop_instance: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection idle for long is probed with NOOP before reuse; a cancellation while
+    # the probe waits must close it and give its place in the pool back.
+    monkeypatch.setattr("smtpx.transport._async_pool.needs_probe", lambda record, now: True)
+    script = [*session_ok()[:-2], Expect(b"NOOP\r\n"), ExpectClosed(5)]
+
+    async def scenario(port: int) -> None:
+        async with smtpx.AsyncSmtpTransport(builder(port, max_size=1).settings) as t:
+            await t.send_raw(ENV, b"hello")
+            task = asyncio.ensure_future(t.send_raw(ENV, b"again"))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert "active=0 idle=0" in repr(t)
+
+    with run([script]) as srv:
+        event_loop_instance.run_until_complete(scenario(srv.port))
+        srv.wait(5)
+
+
+def test_interrupt_during_the_reuse_probe_frees_the_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("smtpx.transport._sync_pool.needs_probe", lambda record, now: True)
+
+    def interrupted(self: Any, procedure: Any) -> Any:
+        procedure.close()
+        raise KeyboardInterrupt
+
+    with run([[*session_ok()[:-2], ExpectClosed(5)]]) as srv:
+        with smtpx.SmtpTransport(builder(srv, max_size=1).settings) as t:
+            t.send_raw(ENV, b"hello")
+            monkeypatch.setattr("smtpx.transport._sync_conn.SyncConnection.run", interrupted)
+            with pytest.raises(KeyboardInterrupt):
+                t.send_raw(ENV, b"again")
+            assert "active=0 idle=0" in repr(t)
+        srv.wait(5)

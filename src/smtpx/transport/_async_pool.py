@@ -93,7 +93,14 @@ class AsyncPool:
                     self._forget()
                     raise
             assert pooled is not None
-            if await self._healthy(pooled):
+            try:
+                healthy = await self._healthy(pooled)
+            except BaseException:  # cancelled during the probe: the connection goes
+                pooled.session.broken()
+                pooled.conn.close()
+                self._forget()
+                raise
+            if healthy:
                 return pooled
             await pooled.close(polite=False)
             self._forget()

@@ -115,7 +115,13 @@ class SyncPool:
                     self._forget()
                     raise
             assert pooled is not None
-            if self._healthy(pooled):
+            try:
+                healthy = self._healthy(pooled)
+            except BaseException:  # interrupted during the probe: the connection goes
+                pooled.close(polite=False)
+                self._forget()
+                raise
+            if healthy:
                 return pooled
             pooled.close(polite=False)
             self._forget()
