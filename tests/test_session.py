@@ -44,6 +44,8 @@ class Driver:
         self.replies = list(replies)
         self.writes: list[bytes] = []
         self.events: list[str] = []
+        #: Failures thrown in instead of carrying out the next writes (None: succeed).
+        self.write_failures: list[Failure | None] = []
 
     @property
     def sent(self) -> bytes:
@@ -59,6 +61,11 @@ class Driver:
                 return stop.value
             value, error = None, None
             if isinstance(op, Write):
+                failure = self.write_failures.pop(0) if self.write_failures else None
+                if failure is not None:
+                    self.events.append(f"failed-write:{op.phase}")
+                    error = failure.error
+                    continue
                 self.writes.append(b"".join(bytes(c) for c in op.chunks))
                 self.events.append(f"write:{op.phase}")
             elif isinstance(op, Read):
@@ -515,3 +522,183 @@ def test_bdat_parts_split_inside_a_line_end_are_encoded_together() -> None:
     d.replies = [b"250 ok\r\n250 ok\r\n250 ok\r\n"]
     d.run(s.send(Envelope("a@x.test", ["b@x.test"]), [b"a\r", b"\nb"]))
     assert d.writes[0].endswith(b"BDAT 6 LAST\r\na\r\nb\r\n")
+
+
+# ---------------------------------------------------------------- windows (several in flight)
+EHLO_CHUNK = b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
+OK3 = b"250 ok\r\n250 ok\r\n250 ok\r\n"
+
+
+def outcomes(s: Session, d: Driver, n: int) -> list[Any]:
+    """Collect ``n`` outcomes: each SendResult, or the error raised for it."""
+    got: list[Any] = []
+    for _ in range(n):
+        try:
+            got.append(d.run(s.collect()))
+        except errors.SmtpError as exc:
+            got.append(exc)
+    return got
+
+
+def msgs(*bodies: bytes) -> list[tuple[Envelope, bytes]]:
+    return [(Envelope("a@x.test", [f"r{i}@x.test"]), body) for i, body in enumerate(bodies)]
+
+
+def test_window_sends_several_transactions_in_one_write_with_rset_between() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n")))
+    assert d.writes == [
+        b"MAIL FROM:<a@x.test>\r\nRCPT TO:<r0@x.test>\r\nBDAT 5 LAST\r\none\r\n"
+        b"RSET\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<r1@x.test>\r\nBDAT 5 LAST\r\ntwo\r\n"
+        b"RSET\r\nMAIL FROM:<a@x.test>\r\nRCPT TO:<r2@x.test>\r\nBDAT 7 LAST\r\nthree\r\n"
+    ]
+    assert s.in_flight == 3
+    d.replies = [OK3 + b"250 ok\r\n" + OK3 + b"250 ok\r\n250 ok\r\n250 ok\r\n250 2.0.0 third\r\n"]
+    got = outcomes(s, d, 3)
+    assert [r.accepted for r in got] == [["r0@x.test"], ["r1@x.test"], ["r2@x.test"]]
+    assert got[2].response.text == "2.0.0 third"
+    assert d.events == ["write:data_block", "read:command"]  # one write, one read for all
+    assert s.in_flight == 0
+    assert s.usable
+
+
+def test_window_a_refused_transaction_does_not_spill_into_the_next() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n")))
+    d.replies = [
+        OK3  # 1: delivered
+        + b"250 ok\r\n250 ok\r\n550 5.1.1 no such user\r\n554 5.5.1 no valid recipients\r\n"
+        + b"250 ok\r\n"
+        + OK3  # 3: its RSET closed 2's transaction; delivered
+    ]
+    first, second, third = outcomes(s, d, 3)
+    assert first.accepted == ["r0@x.test"]
+    assert third.accepted == ["r2@x.test"]
+    assert isinstance(second, errors.RecipientsRefusedError)
+    assert second.rejected["r1@x.test"].enhanced_code == "5.1.1"
+    assert s.usable
+    assert d.writes[1:] == []
+
+
+def test_window_refusal_of_the_last_in_flight_resets_at_once() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n")))
+    d.replies = [b"250 ok\r\n550 no\r\n554 no valid recipients\r\n", b"250 ok\r\n"]
+    (refused,) = outcomes(s, d, 1)
+    assert isinstance(refused, errors.RecipientsRefusedError)
+    assert d.writes[1:] == [b"RSET\r\n"]
+    assert s.usable
+
+
+def test_window_disconnect_leaves_every_sent_message_unknown() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n")))
+    d.replies = [OK3 + b"250 ok\r\n250 ok\r\n", b""]  # 2's RCPT and BDAT never answered
+    first, second, third = outcomes(s, d, 3)
+    assert first.accepted == ["r0@x.test"]
+    assert isinstance(second, errors.DeliveryUnknownError)
+    assert isinstance(second.__cause__, errors.NetworkError)
+    assert isinstance(third, errors.DeliveryUnknownError)
+    assert s.state is State.BROKEN
+    assert s.in_flight == 0
+
+
+def test_window_421_ends_the_ones_behind_as_not_taken() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n", b"two\n")))
+    d.replies = [b"421 4.3.2 shutting down\r\n"]
+    first, second = outcomes(s, d, 2)
+    assert isinstance(first, errors.TransientError)
+    assert first.code == 421
+    assert isinstance(second, errors.TransientError)
+    assert second.code == 421
+    assert "before it took this message" in str(second)
+    assert not isinstance(second, errors.DeliveryUnknownError)
+    assert s.state is State.BROKEN
+
+
+def test_window_write_failure_leaves_earlier_ends_in_the_write_unknown() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.write_failures = [Failure(errors.NetworkError("broken pipe"))]
+    d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n")))
+    first, second, third = outcomes(s, d, 3)
+    # The write stopped before its last byte: the third's end never left; the first
+    # two's may have.
+    assert isinstance(first, errors.DeliveryUnknownError)
+    assert isinstance(second, errors.DeliveryUnknownError)
+    assert type(third) is errors.NetworkError
+    assert d.writes == []
+
+
+def test_window_bad_message_is_refused_alone_and_nothing_of_it_is_written() -> None:
+    s, d = opened(EHLO_CHUNK)
+    batch = msgs(b"one\n", b"two\n", b"three\n")
+    batch[1] = (Envelope("a@x.test", ["evil@x.test>\r\nRCPT TO:<x@y.test"]), b"two\n")
+    d.run(s.submit(batch))
+    assert b"evil" not in d.sent
+    assert b"two" not in d.sent
+    assert d.sent.count(b"MAIL FROM") == 2
+    assert d.sent.count(b"RSET") == 1
+    d.replies = [OK3 + b"250 ok\r\n" + OK3]
+    first, second, third = outcomes(s, d, 3)
+    assert isinstance(second, errors.InvalidInputError)
+    assert first.accepted == ["r0@x.test"]
+    assert third.accepted == ["r2@x.test"]
+
+
+def test_window_with_data_sends_the_next_group_behind_the_end_of_data() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [
+        b"250 ok\r\n250 ok\r\n354 go\r\n",
+        b"250 first\r\n250 ok\r\n250 ok\r\n354 go\r\n",
+        b"250 second\r\n",
+    ]
+    d.run(s.submit(msgs(b"one\n", b"two\n")))
+    group = b"MAIL FROM:<a@x.test>\r\nRCPT TO:<r%d@x.test>\r\nDATA\r\n"
+    assert d.writes == [group % 0, b"one\r\n.\r\n" + group % 1, b"two\r\n.\r\n"]
+    first, second = outcomes(s, d, 2)
+    assert first.response.text == "first"
+    assert second.response.text == "second"
+    assert s.usable
+
+
+def test_window_with_data_and_no_recipient_accepted() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [
+        b"250 ok\r\n250 ok\r\n354 go\r\n",
+        b"250 first\r\n250 ok\r\n550 no\r\n354 go\r\n",
+        b"554 no valid recipients\r\n",
+        b"250 reset\r\n",
+    ]
+    d.run(s.submit(msgs(b"one\n", b"two\n")))
+    assert d.writes[2:] == [b".\r\n", b"RSET\r\n"]
+    first, second = outcomes(s, d, 2)
+    assert first.response.text == "first"
+    assert isinstance(second, errors.RecipientsRefusedError)
+    assert s.usable
+
+
+def test_window_without_pipelining_runs_each_message_lock_step() -> None:
+    s, d = opened(EHLO_PLAIN)
+    d.replies = [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 one\r\n"] * 2
+    d.run(s.submit(msgs(b"one\n", b"two\n")))
+    assert len(d.writes) == 8
+    assert not d.replies
+    first, second = outcomes(s, d, 2)
+    assert first.response.text == "one"
+    assert second.response.text == "one"
+
+
+def test_window_452_follow_up_waits_for_the_ones_in_flight() -> None:
+    s, d = opened(EHLO_CHUNK)
+    two = [(Envelope("a@x.test", ["b@x.test", "c@x.test"]), b"one\n"), *msgs(b"two\n")]
+    d.run(s.submit(two))
+    d.replies = [
+        b"250 ok\r\n250 ok\r\n452 4.5.3 too many\r\n250 first\r\n250 ok\r\n" + OK3,
+        b"250 ok\r\n250 ok\r\n250 follow-up\r\n",
+    ]
+    first, second = outcomes(s, d, 2)
+    assert first.accepted == ["b@x.test", "c@x.test"]
+    assert first.response.text == "follow-up"
+    assert second.accepted == ["r0@x.test"]
+    assert d.writes[1] == b"MAIL FROM:<a@x.test>\r\nRCPT TO:<c@x.test>\r\nBDAT 5 LAST\r\none\r\n"

@@ -960,6 +960,7 @@ class Envelope:
     _: KW_ONLY
     mail_params: Sequence[str] = ()
     rcpt_params: Sequence[str] = ()
+    _utf8: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -980,13 +981,14 @@ class Envelope:
         set_(self, "recipients", tuple(unique.values()))
         set_(self, "mail_params", _parameters(self.mail_params, "Envelope mail_params"))
         set_(self, "rcpt_params", _parameters(self.rcpt_params, "Envelope rcpt_params"))
+        texts = (self.sender or "", *self.recipients, *self.mail_params, *self.rcpt_params)
+        set_(self, "_utf8", not all(text.isascii() for text in texts))
 
     @property
     def needs_smtputf8(self) -> bool:
         """An address or a parameter value is not ASCII, so the server must offer
         SMTPUTF8 (RFC 6531) and MAIL FROM must ask for it."""
-        texts = (self.sender or "", *self.recipients, *self.mail_params, *self.rcpt_params)
-        return not all(text.isascii() for text in texts)
+        return self._utf8
 
 
 # ---------------------------------------------------------------------- URLs

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections import deque
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,7 +123,6 @@ class _Plan:
     payload: list[bytes] | Stream
     pipelined: bool
     chunked: bool
-    deferred: dict[str, Any] = field(default_factory=dict)
 
 
 #: A message body the engine takes: in memory (whole, or in parts), or streamed.
@@ -221,6 +221,26 @@ class _Transaction:
         return SendResult(self.final, self.accepted, self.rejected)
 
 
+class _Entry:
+    """One submitted message, from :meth:`Session.submit` until its outcome is collected."""
+
+    __slots__ = ("outcome", "plan", "rset", "tx", "unread")
+
+    def __init__(self) -> None:
+        self.plan: Any = None
+        self.tx: Any = None
+        #: Its group starts with RSET (it followed a transaction still in flight).
+        self.rset = False
+        #: Some of its replies are still to be read.
+        self.unread = False
+        #: Its SendResult, or the SmtpError that ended it; None while undecided.
+        self.outcome: Any = None
+
+    def finish(self, outcome: Any) -> None:
+        self.unread = False
+        self.outcome = outcome
+
+
 class Session:
     """One SMTP session over one connection. Not thread-safe: one procedure at a time."""
 
@@ -235,6 +255,11 @@ class Session:
         self.last_in_doubt = False
         self._parser = _hot.ReplyParser()
         self._out = _hot.CommandBuffer()
+        #: Messages submitted and not yet collected, oldest first.
+        self._window: deque[_Entry] = deque()
+        #: Queued for the next write, and the messages whose end of data is in it.
+        self._unsent: list[bytes | memoryview] = []
+        self._unsent_ends: list[_Entry] = []
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -251,10 +276,12 @@ class Session:
         if chunks:
             yield Write(chunks, phase)
 
-    def _reply(self, phase: str) -> Gen:
-        """Read one reply; a 421 or a protocol error breaks the connection."""
+    def _reply(self, phase: str, reply: Any = None) -> Gen:
+        """Read one reply (or take ``reply``, already parsed); a 421 or a protocol error
+        breaks the connection."""
         try:
-            reply = self._parser.next_reply()
+            if reply is None:
+                reply = self._parser.next_reply()
             first = True
             while reply is None:
                 data = yield Read(phase, first)
@@ -441,7 +468,7 @@ class Session:
     def send(self, envelope: Any, body: Body) -> Gen:
         """One transaction: a message in memory (a bytes-like object, or a list of them
         that together make the message, as smtpx messages serialise), or a
-        :class:`Stream` of chunks.
+        :class:`Stream` of chunks. :meth:`submit` then :meth:`collect`.
 
         With PIPELINING, MAIL, every RCPT and DATA (or, with CHUNKING, ``BDAT n LAST``
         and the body) leave in one write and the replies are matched in order; without
@@ -454,11 +481,100 @@ class Session:
         data was written and before its reply was read (RFC 1047): the message may have
         been delivered, and must not be retried blindly.
         """
+        yield from self.submit(((envelope, body),))
+        return (yield from self.collect())
+
+    @property
+    def in_flight(self) -> int:
+        """Messages submitted whose outcome has not been collected yet."""
+        return len(self._window)
+
+    @property
+    def replies_waiting(self) -> bool:
+        """Reply bytes are already buffered (collecting may need no read)."""
+        return bool(self._parser.pending)
+
+    def submit(self, messages: Iterable[tuple[Any, Body]]) -> Gen:
+        """Start one transaction per ``(envelope, body)``, without waiting for the
+        outcomes of those already in flight; :meth:`collect` returns each outcome in
+        order. The caller bounds the window (how many are in flight).
+
+        With PIPELINING and CHUNKING, each message's MAIL, RCPTs, ``BDAT n LAST`` and body
+        are queued, and all of them leave in one write. A transaction queued while an
+        earlier one is still unanswered starts with RSET: should the earlier one fail with
+        its MAIL accepted and every recipient refused, the server may keep that MAIL open,
+        and without the RSET the next recipients would join it. With DATA the body must
+        wait for its 354, so a message's MAIL/RCPT/DATA leave together with the previous
+        message's end of data, and the earlier replies are read before its own. Without
+        PIPELINING, each message runs lock-step to its end here.
+
+        A message refused before any byte of it was written (bad input, over the SIZE
+        limit) gets that error as its outcome; nothing of it reaches the wire. When the
+        connection fails, every message in flight gets an outcome:
+        :class:`DeliveryUnknownError` when the end of its data may have reached the
+        server, the failure itself otherwise.
+        """
         if self.state is not State.READY:
             raise NetworkError(f"the connection is not usable ({self.state.value})")
-        self.check_idle()
+        if not self._window:
+            self.check_idle()
+        pipelined = self.config.pipelining and self.capabilities.pipelining
+        try:
+            for envelope, body in messages:
+                entry = _Entry()
+                self._window.append(entry)
+                if not self.usable:  # an earlier message's failure broke it
+                    entry.outcome = NetworkError(
+                        f"the connection failed before this message was sent ({self.state.value})"
+                    )
+                    continue
+                try:
+                    plan, rcpts = self._plan(envelope, body, pipelined)
+                    self._queue_envelope(entry, plan, rcpts)
+                except SmtpError as exc:
+                    entry.outcome = exc
+                    continue
+                if not pipelined:
+                    self._out.clear()  # validated; lock-step sends one command at a time
+                    yield from self._reading(entry, self._lockstep(entry))
+                elif plan.chunked:
+                    self._unsent_ends.append(entry)
+                else:
+                    yield from self._data_head(entry)
+            yield from self._write_unsent()
+        except SmtpError as exc:  # a write failed
+            self._abandon(exc)
+        except BaseException:
+            self._interrupted()
+            raise
+
+    def collect(self) -> Gen:
+        """The outcome of the oldest message submitted and not yet collected: returns
+        its :class:`SendResult` or raises its error (see :meth:`send`)."""
+        entry = self._window[0]
+        try:
+            yield from self._write_unsent()
+            if entry.unread:
+                yield from self._reading(entry, self._rest(entry))
+            tx = entry.tx
+            if isinstance(entry.outcome, SendResult) and tx is not None and tx.deferred:
+                yield from self._settle(None)
+                yield from self._follow_ups(entry)
+        except SmtpError as exc:
+            self._abandon(exc)
+        except BaseException:
+            self._interrupted()
+            raise
+        self._window.popleft()
+        outcome = entry.outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert isinstance(outcome, SendResult)
+        return outcome
+
+    def _plan(self, envelope: Any, body: Body, pipelined: bool) -> tuple[_Plan, list[str]]:
+        """Everything one message's transactions share; raises before anything is queued."""
         caps = self.capabilities
-        pipelined = self.config.pipelining and caps.pipelining
         utf8 = envelope.needs_smtputf8
         payload: list[bytes] | Stream
         if isinstance(body, Stream):
@@ -469,6 +585,10 @@ class Session:
             if caps.eightbitmime:
                 mail_kw["body"] = "8BITMIME"  # unknown until read: declare what may come
             payload = body
+        elif type(body) is bytes:  # the common case, without the general machinery
+            mail_kw = self._mail_params(envelope, utf8, len(body), body.isascii())
+            chunked = pipelined and caps.chunking
+            payload = [_hot.encode_data(body, dot_stuff=not chunked)]
         else:
             parts = body if isinstance(body, list) else [body]
             ascii_only = all(_is_ascii(part) for part in parts)
@@ -479,112 +599,162 @@ class Session:
         if utf8 and not caps.smtputf8:
             sender, rcpts = _ascii_address(sender), [_ascii_address(r) for r in rcpts]
         rcpt_kw = {"smtputf8": bool(mail_kw.get("smtputf8")), "params": tuple(envelope.rcpt_params)}
-        plan = _Plan(sender, mail_kw, rcpt_kw, payload, pipelined, chunked)
-        result = yield from self._transaction(plan, rcpts)
-        # 452 (too many recipients, RFC 5321 4.5.3.1.10): the rest go in follow-up
-        # transactions, as long as each one gets some recipient accepted.
-        while plan.deferred and not isinstance(payload, Stream):
-            rcpts, plan.deferred = list(plan.deferred), {}
-            try:
-                more = yield from self._transaction(plan, rcpts)
-            except RecipientsRefusedError as exc:
-                result.rejected.update(exc.rejected)
-                break
-            except ResponseError as exc:  # the follow-up's message itself was refused
-                result.rejected.update(dict.fromkeys(rcpts, exc.response))
-                break
-            result.accepted += more.accepted
-            result.rejected.update(more.rejected)
-            result.response = more.response
-        result.rejected.update(plan.deferred)
-        return result
+        return _Plan(sender, mail_kw, rcpt_kw, payload, pipelined, chunked), rcpts
 
-    def _transaction(self, plan: _Plan, rcpts: list[str]) -> Gen:
-        """One MAIL/RCPT/DATA (or BDAT) transaction for ``rcpts``."""
-        # Every command of the transaction is serialised (and so validated) before the
-        # first byte is written: a bad recipient never leaves half a transaction behind,
-        # neither on the wire nor in the buffer for the next message.
+    def _queue_envelope(self, entry: _Entry, plan: _Plan, rcpts: list[str]) -> None:
+        """Queue (and so validate) MAIL and every RCPT, then DATA or ``BDAT n LAST`` and
+        the body. A bad recipient leaves nothing behind, in the buffer or on the wire."""
+        out = self._out
+        rset = plan.pipelined and self._open_behind()
         try:
-            self._out.mail(plan.sender, **plan.mail_kw)
+            if rset:
+                out.rset()
+            out.mail(plan.sender, **plan.mail_kw)
             for rcpt in rcpts:
-                self._out.rcpt(rcpt, **plan.rcpt_kw)
+                out.rcpt(rcpt, **plan.rcpt_kw)
         except BaseException:
-            self._out.clear()
+            out.clear()
             raise
+        entry.plan, entry.tx, entry.rset = plan, _Transaction(rcpts), rset
         if not plan.pipelined:
-            self._out.clear()
-        elif plan.chunked:
-            assert isinstance(plan.payload, list)
-            self._out.bdat(sum(map(len, plan.payload)), last=True)
-            for part in plan.payload:
-                self._out.body(part)
-        else:
-            self._out.data()
-        transaction = _Transaction(rcpts)
-        try:
-            if plan.pipelined:
-                yield from self._pipelined(transaction, plan.payload, plan.chunked)
-            else:
-                yield from self._lockstep(
-                    transaction, plan.sender, plan.mail_kw, plan.rcpt_kw, plan.payload
-                )
-            result = transaction.result()
-        except ResponseError:
-            if self.state is State.READY:
-                yield from self._reset()
-            raise
-        except SmtpError as exc:
-            self.broken()
-            if transaction.in_doubt and not isinstance(exc, DeliveryUnknownError):
-                raise DeliveryUnknownError(
-                    "the end of the message data was sent but no reply came back: the "
-                    "message may or may not have been delivered (it is not retried)"
-                ) from exc
-            raise
-        except BaseException:
-            self.broken()  # e.g. the caller's body iterator failed, or a cancellation
-            self.last_in_doubt = transaction.in_doubt
-            raise
-        plan.deferred = transaction.deferred
-        return result
-
-    def _pipelined(self, tx: _Transaction, payload: list[bytes] | Stream, chunked: bool) -> Gen:
-        self._log_commands()
-        yield from self._flush("data_block")
-        tx.data_sent = chunked
-        tx.mail = yield from self._reply("command")
-        for rcpt in tx.rcpts:
-            tx.add(rcpt, (yield from self._reply("command")))
-        if chunked:
-            tx.final = yield from self._reply("data_end")
-            tx.data_sent = False
             return
+        entry.unread = True
+        if plan.chunked:
+            assert isinstance(plan.payload, list)
+            out.bdat(sum(map(len, plan.payload)), last=True)
+            self._log_commands()
+            for part in plan.payload:
+                out.body(part)
+            log.debug("C: <message data, %d octets>", sum(map(len, plan.payload)))
+        else:
+            out.data()
+            self._log_commands()
+        self._unsent += out.take()
+
+    def _open_behind(self) -> bool:
+        """Whether the last transaction sent (the entry just appended aside) is BDAT and
+        unanswered: the server may still hold its MAIL open. Transactions end in order,
+        so when the last one sent has ended, every earlier one has too."""
+        window = self._window
+        for index in range(len(window) - 2, -1, -1):
+            entry = window[index]
+            if entry.tx is not None:
+                return bool(entry.unread and entry.plan.chunked)
+        return False
+
+    def _write_unsent(self) -> Gen:
+        """Write everything queued: ends of data (and commands) of several messages."""
+        chunks, ends = self._unsent, self._unsent_ends
+        if not chunks:
+            return
+        self._unsent, self._unsent_ends = [], []
+        try:
+            yield Write(chunks, "data_block")
+        except BaseException:
+            # The write stopped short of its last byte, but every end of data before
+            # the last one in it may have reached the server whole.
+            for entry in ends[:-1]:
+                entry.tx.data_sent = True
+            raise
+        for entry in ends:
+            entry.tx.data_sent = True
+
+    def _reading(self, entry: _Entry, procedure: Gen) -> Gen:
+        """Run ``procedure`` (which reads ``entry``'s replies and sets its outcome), and
+        turn a failure into that outcome."""
+        try:
+            yield from procedure
+        except ResponseError as exc:  # the server's answer, read in full (or a 421)
+            entry.finish(exc)
+            if self.state is not State.READY:  # 421: the server took nothing after it
+                self._abandon(exc, closing=True)
+            elif not any(e.unread for e in self._window):
+                yield from self._reset_after_failure()
+        except SmtpError as exc:
+            self._abandon(exc)
+
+    def _front(self, entry: _Entry) -> Gen:
+        """Read the replies to a pipelined group: RSET (when it led), MAIL, each RCPT."""
+        tx = entry.tx
+        if entry.rset:
+            reply = yield from self._reply("command")
+            if reply.code != 250:  # the transaction behind it is in an unknown state
+                raise ProtocolError(f"the server refused RSET: {reply.code} {reply.text}")
+        # Replies already buffered are taken without a generator each (the slow path
+        # reads, logs at DEBUG, and handles 421 and protocol errors).
+        parser, slow = self._parser, log.isEnabledFor(logging.DEBUG)
+        reply = parser.next_reply()
+        if slow or reply is None or reply.code == 421:
+            reply = yield from self._reply("command", reply)
+        tx.mail = reply
+        for rcpt in tx.rcpts:
+            reply = parser.next_reply()
+            if slow or reply is None or reply.code == 421:
+                reply = yield from self._reply("command", reply)
+            tx.add(rcpt, reply)
+
+    def _rest(self, entry: _Entry) -> Gen:
+        """Read the rest of an in-flight transaction's replies and decide its outcome."""
+        tx = entry.tx
+        if entry.plan.chunked:
+            yield from self._front(entry)
+        reply = self._parser.next_reply()
+        if reply is None or reply.code == 421 or log.isEnabledFor(logging.DEBUG):
+            reply = yield from self._reply("data_end", reply)
+        tx.final = reply
+        tx.data_sent = False
+        entry.unread = False
+        entry.finish(tx.result())
+
+    def _settle(self, before: _Entry | None) -> Gen:
+        """Read every in-flight transaction submitted before ``before`` to its end."""
+        for entry in list(self._window):
+            if entry is before:
+                return
+            if entry.unread:
+                yield from self._reading(entry, self._rest(entry))
+
+    def _data_head(self, entry: _Entry) -> Gen:
+        """DATA: write this group behind the previous end of data, read the earlier
+        replies, then this transaction's up to 354, then queue its body."""
+        yield from self._write_unsent()
+        yield from self._settle(entry)
+        if entry.outcome is None:
+            yield from self._reading(entry, self._head(entry))
+
+    def _head(self, entry: _Entry) -> Gen:
+        tx, payload = entry.tx, entry.plan.payload
+        yield from self._front(entry)
         go = yield from self._reply("data")
         if not tx.can_deliver:
+            entry.unread = False
             if go.code == 354:  # RFC 2920 3.1: end the (empty) message the server awaits
                 self._out.body(b".\r\n")
                 yield from self._flush()
                 yield from self._reply("data_end")
             tx.check()
         if go.code != 354:
+            entry.unread = False
             raise _failure("the server refused DATA", go)
-        yield from self._data(tx, payload)
+        if isinstance(payload, Stream):
+            yield from self._stream(payload)
+            tx.data_sent = True
+        else:
+            for part in payload:
+                self._out.body(part)
+            log.debug("C: <message data, %d octets>", sum(map(len, payload)))
+            self._unsent += self._out.take()
+            self._unsent_ends.append(entry)
 
-    def _lockstep(
-        self,
-        tx: _Transaction,
-        sender: str,
-        mail_kw: dict[str, Any],
-        rcpt_kw: dict[str, Any],
-        payload: list[bytes] | Stream,
-    ) -> Gen:
-        self._out.mail(sender, **mail_kw)
+    def _lockstep(self, entry: _Entry) -> Gen:
+        tx, plan = entry.tx, entry.plan
+        self._out.mail(plan.sender, **plan.mail_kw)
         self._log_commands()
         yield from self._flush()
         tx.mail = yield from self._reply("command")
         tx.check()
         for rcpt in tx.rcpts:
-            self._out.rcpt(rcpt, **rcpt_kw)
+            self._out.rcpt(rcpt, **plan.rcpt_kw)
             self._log_commands()
             yield from self._flush()
             tx.add(rcpt, (yield from self._reply("command")))
@@ -595,19 +765,101 @@ class Session:
         go = yield from self._reply("data")
         if go.code != 354:
             raise _failure("the server refused DATA", go)
-        yield from self._data(tx, payload)
-
-    def _data(self, tx: _Transaction, payload: list[bytes] | Stream) -> Gen:
-        if isinstance(payload, Stream):
-            yield from self._stream(payload)
+        if isinstance(plan.payload, Stream):
+            yield from self._stream(plan.payload)
         else:
-            for part in payload:
+            for part in plan.payload:
                 self._out.body(part)
-            log.debug("C: <message data, %d octets>", sum(map(len, payload)))
+            log.debug("C: <message data, %d octets>", sum(map(len, plan.payload)))
             yield from self._flush("data_block")
         tx.data_sent = True
         tx.final = yield from self._reply("data_end")
         tx.data_sent = False
+        entry.finish(tx.result())
+
+    def _follow_ups(self, entry: _Entry) -> Gen:
+        """452 (too many recipients, RFC 5321 4.5.3.1.10): the deferred recipients go in
+        follow-up transactions, as long as each one gets some recipient accepted."""
+        result, plan = entry.outcome, entry.plan
+        assert isinstance(result, SendResult)
+        deferred = entry.tx.deferred
+        while deferred and self.state is State.READY and not isinstance(plan.payload, Stream):
+            rcpts, deferred = list(deferred), {}
+            sub = _Entry()
+            self._window.append(sub)
+            try:
+                self._queue_envelope(sub, plan, rcpts)
+                if not plan.pipelined:
+                    self._out.clear()
+                    yield from self._reading(sub, self._lockstep(sub))
+                elif plan.chunked:
+                    self._unsent_ends.append(sub)
+                    yield from self._write_unsent()
+                else:
+                    yield from self._data_head(sub)
+                    yield from self._write_unsent()
+                if sub.unread:
+                    yield from self._reading(sub, self._rest(sub))
+            finally:
+                self._window.remove(sub)
+            more = sub.outcome
+            if isinstance(more, RecipientsRefusedError):
+                result.rejected.update(more.rejected)
+            elif isinstance(more, ResponseError):  # the follow-up's message was refused
+                result.rejected.update(dict.fromkeys(rcpts, more.response))
+            elif isinstance(more, SendResult):
+                result.accepted += more.accepted
+                result.rejected.update(more.rejected)
+                result.response = more.response
+                deferred = sub.tx.deferred
+            else:  # the connection failed: that is this message's outcome now
+                entry.outcome = more
+                return
+        result.rejected.update(deferred)
+
+    def _abandon(self, error: SmtpError, *, closing: bool = False) -> None:
+        """The connection failed (or closed with 421 when ``closing``): give every
+        message still in flight its outcome."""
+        self.broken()
+        self._out.clear()
+        self._unsent, self._unsent_ends = [], []
+        first = True
+        for entry in self._window:
+            if entry.outcome is not None:
+                continue
+            tx = entry.tx
+            outcome: SmtpError
+            if closing:  # a server answers in order: nothing behind the 421 was acted on
+                outcome = TransientError(
+                    "the server closed the connection (421) before it took this message",
+                    response=error.response,
+                )
+            elif tx is not None and tx.in_doubt:
+                outcome = DeliveryUnknownError(
+                    "the end of the message data was sent but no reply came back: the "
+                    "message may or may not have been delivered (it is not retried)"
+                )
+                outcome.__cause__ = error
+            elif first:
+                outcome = error
+            else:
+                outcome = NetworkError(f"the connection failed before this message: {error}")
+                outcome.__cause__ = error
+            first = False
+            entry.unread = False
+            entry.outcome = outcome
+
+    def _interrupted(self) -> None:
+        """Not an smtpx error (a cancellation, the caller's body iterator failing): the
+        connection is dropped; note whether a message may have been delivered."""
+        self.broken()
+        self.last_in_doubt = any(
+            e.tx is not None and e.tx.in_doubt for e in self._window if e.outcome is None
+        )
+        for entry in self._window:
+            if entry.outcome is None:
+                entry.unread = False
+                entry.outcome = NetworkError("the send was interrupted")
 
     def _stream(self, stream: Stream) -> Gen:
         """Encode and write a stream chunk by chunk; the terminator goes last, alone, so
@@ -651,6 +903,14 @@ class Session:
         if utf8 and caps.smtputf8:
             kw["smtputf8"] = True
         return kw
+
+    def _reset_after_failure(self) -> Gen:
+        """RSET after a refused transaction; a refused RSET drops the connection (the
+        transaction's own error stays its outcome)."""
+        try:
+            yield from self._reset()
+        except SmtpError:
+            self.broken()
 
     def _reset(self) -> Gen:
         self._out.rset()
