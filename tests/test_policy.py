@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 import smtpx
-from smtpx.transport.policy import PROBE_AFTER, ConnectionRecord, expired, needs_probe, retryable
+from smtpx.transport.policy import (
+    PROBE_AFTER,
+    ConnectionRecord,
+    expired,
+    needs_probe,
+    retryable,
+    spent,
+)
 
 CONFIG = smtpx.PoolConfig(idle_timeout=60, max_lifetime=300, max_messages=100)
 
@@ -26,6 +33,26 @@ CONFIG = smtpx.PoolConfig(idle_timeout=60, max_lifetime=300, max_messages=100)
 )
 def test_expired(record: ConnectionRecord, now: float, reason: str | None) -> None:
     assert expired(record, CONFIG, now) == reason
+
+
+@pytest.mark.parametrize(
+    ("messages", "in_flight", "now", "reason"),
+    [
+        (5, 0, 20, None),
+        (5, 0, 300, "maximum lifetime reached"),
+        (90, 9, 20, None),
+        (90, 10, 20, "maximum messages per connection reached"),
+        (100, 0, 20, "maximum messages per connection reached"),
+    ],
+)
+def test_spent_counts_the_messages_in_flight(
+    messages: int, in_flight: int, now: float, reason: str | None
+) -> None:
+    record = ConnectionRecord(created=0, last_used=0, messages=messages)
+    assert spent(record, CONFIG, now, in_flight) == reason
+    # A connection in use is never spent by idling, and without a pool never at all.
+    assert spent(ConnectionRecord(created=0, last_used=-1000, messages=0), CONFIG, 20) is None
+    assert spent(record, None, 10**9, 10**9) is None
 
 
 def test_needs_probe_only_after_a_long_idle() -> None:

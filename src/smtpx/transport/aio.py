@@ -10,25 +10,30 @@ smtpx never installs an event loop policy; run it on asyncio or under ``uvloop.r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 from typing import Any
 
 from smtpx.config import Envelope
-from smtpx.errors import DeliveryUnknownError, NetworkError, SmtpError
+from smtpx.errors import DeliveryUnknownError, InvalidInputError, NetworkError, SmtpError
 from smtpx.protocol.session import SendResult, Session
 
 from ._async_conn import AsyncConnection
 from ._async_pool import AsyncPool, AsyncPooledConnection
-from .builder import BuilderConstructors, TransportSettings
+from ._bulk import LATER, Acquire, Emit, Fatal, Pull, Run, Source, bulk
+from .builder import BuilderConstructors, TransportSettings, window_depth
 from .message_input import body_of, position, prepare_message, rewind
 from .policy import retryable
 
 __all__ = ["AsyncSmtpTransport"]
 
 log = logging.getLogger("smtpx")
+
+#: A sender's pull that must wait for the consumer to catch up.
+_WAIT = object()
 
 
 class AsyncSmtpTransport(BuilderConstructors):
@@ -138,37 +143,123 @@ class AsyncSmtpTransport(BuilderConstructors):
             return result
 
     async def send_many(
-        self, messages: Iterable[Any], *, concurrency: int | None = None
-    ) -> AsyncIterator[SendResult | SmtpError]:
-        """Send the messages concurrently (up to ``concurrency`` at once: by default the
-        pool's ``max_size``) and yield one outcome per message, in the messages' order:
-        its :class:`SendResult`, or the :class:`SmtpError` that stopped it."""
-        limit = concurrency or (self.settings.pool.max_size if self.settings.pool else 1)
-        # At most `limit` sends in flight; None marks the end.
-        window: asyncio.Queue[asyncio.Future[SendResult] | None] = asyncio.Queue(limit)
-        it = iter(messages)
+        self,
+        messages: Iterable[Any],
+        *,
+        concurrency: int | None = None,
+        window: int | None = None,
+    ) -> AsyncGenerator[SendResult | SmtpError, None]:
+        """Send the messages (smtpx or standard-library messages, as :meth:`send` takes,
+        or ``(Envelope, data)`` pairs, as :meth:`send_raw` takes) over up to
+        ``concurrency`` connections at once (by default
+        the pool's ``max_size``) and yield one outcome per message, in the messages'
+        order: its :class:`SendResult`, or the :class:`SmtpError` that stopped it.
 
-        async def feed() -> None:
-            for message in it:
-                await window.put(asyncio.ensure_future(self.send(message)))
-            await window.put(None)
+        Each connection keeps up to ``window`` transactions in flight (the builder's
+        ``pipeline_window``, 8 by default) when the server offers PIPELINING. A message
+        whose send failed before the end of its data is tried once more on a fresh
+        connection. Stopping early first collects the answers to the messages already
+        sent; cancelling drops the connections.
+        """
+        depth = window_depth(self.settings.window if window is None else window)
+        pool = self.settings.pool
+        workers = concurrency if concurrency is not None else (pool.max_size if pool else 1)
+        if isinstance(workers, bool) or not isinstance(workers, int):
+            raise TypeError(f"concurrency must be an int, not {type(workers).__name__}")
+        if workers < 1:
+            raise InvalidInputError(f"concurrency must be at least 1, not {workers}")
+        source = Source(messages)
+        outcomes: dict[int, Any] = {}
+        cursor = 0  # the next outcome to yield
+        # How far ahead of the consumer the senders may run, so a slow consumer or one
+        # stalled connection cannot make finished outcomes pile up without bound.
+        ahead = 2 * workers * depth
+        changed = asyncio.Event()
 
-        feeder = asyncio.ensure_future(feed())
+        def pull(idle: bool) -> Any:
+            if source.done or source.count - cursor < ahead:
+                return source.pull()
+            return _WAIT if idle else LATER
+
+        async def sender() -> None:
+            requests = bulk(depth, pool)
+            held: AsyncPooledConnection | None = None
+            value: Any = None
+            error: SmtpError | None = None
+            try:
+                while True:
+                    try:
+                        request = requests.throw(error) if error else requests.send(value)
+                    except StopIteration:
+                        return
+                    value, error = None, None
+                    try:
+                        if isinstance(request, Run):
+                            value = await request.pooled.conn.run(request.procedure)
+                        elif isinstance(request, Pull):
+                            value = pull(request.idle)
+                            while value is _WAIT:
+                                changed.clear()
+                                await changed.wait()
+                                value = pull(request.idle)
+                        elif isinstance(request, Emit):
+                            outcomes[request.index] = request.outcome
+                            changed.set()
+                        elif isinstance(request, Acquire):
+                            held = value = await self._acquire(fresh=request.fresh)
+                        else:
+                            held = None
+                            await self._release(request.pooled)
+                    except SmtpError as exc:
+                        error = exc
+            finally:
+                requests.close()
+                if held is not None:
+                    await self._finish(held)
+
+        tasks = [asyncio.ensure_future(sender()) for _ in range(workers)]
+        for task in tasks:
+            task.add_done_callback(lambda _: changed.set())
         try:
             while True:
-                task = await window.get()
-                if task is None:
-                    break
-                try:
-                    yield await task
-                except SmtpError as exc:
-                    yield exc
+                if cursor in outcomes:
+                    outcome = outcomes.pop(cursor)
+                    cursor += 1
+                    changed.set()
+                    if isinstance(outcome, Fatal):
+                        raise outcome.error
+                    yield outcome
+                    continue
+                failed = next((t for t in tasks if t.done() and t.exception()), None)
+                if failed is not None:
+                    failed.result()  # raises the sender's error
+                if all(t.done() for t in tasks):
+                    return
+                changed.clear()
+                await changed.wait()
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
         finally:
-            feeder.cancel()
-            while not window.empty():
-                pending = window.get_nowait()
-                if pending is not None:
-                    pending.cancel()
+            source.done = True  # stopped early: no more messages; finish those sent
+            changed.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _finish(self, pooled: AsyncPooledConnection) -> None:
+        """Collect what is still in flight on a connection (its messages were sent),
+        then give it back."""
+        try:
+            while pooled.session.in_flight and pooled.session.usable:
+                with contextlib.suppress(SmtpError):
+                    await pooled.conn.run(pooled.session.collect())
+        except BaseException:
+            pooled.session.broken()
+            raise
+        finally:
+            if pooled.session.in_flight:
+                pooled.session.broken()
+            await self._release(pooled)
 
     async def test_connection(self) -> bool:
         """True when a connection can be made (or reused) and the server answers NOOP."""

@@ -32,7 +32,7 @@ from smtpx.protocol.session import SessionConfig, TlsPolicy
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-__all__ = ["TransportBuilder", "TransportSettings"]
+__all__ = ["DEFAULT_WINDOW", "MAX_WINDOW", "TransportBuilder", "TransportSettings", "window_depth"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,20 @@ SUPPORTED_MECHANISMS = frozenset({"PLAIN", "LOGIN", "XOAUTH2", "CRAM-MD5"})
 SUBMISSION_PORT = 587
 SMTPS_PORT = 465
 SMTP_PORT = 25
+#: Transactions in flight per connection in ``send_many`` unless configured: enough to
+#: keep a connection busy, few enough that a connection failing leaves few messages
+#: with an unknown outcome.
+DEFAULT_WINDOW = 8
+MAX_WINDOW = 64
+
+
+def window_depth(depth: object) -> int:
+    """A pipelining window (1 to :data:`MAX_WINDOW` transactions in flight)."""
+    if isinstance(depth, bool) or not isinstance(depth, int):
+        raise TypeError(f"the pipelining window must be an int, not {type(depth).__name__}")
+    if not 1 <= depth <= MAX_WINDOW:
+        raise InvalidInputError(f"the pipelining window {depth} is out of range (1-{MAX_WINDOW})")
+    return depth
 
 
 _DEFAULT_TIMEOUTS = Timeouts()
@@ -63,6 +77,7 @@ class TransportSettings:
     pool: PoolConfig | None = _DEFAULT_POOL
     allow_insecure_auth: bool = False
     pipelining: bool = True
+    window: int = DEFAULT_WINDOW
 
     def session_config(self) -> SessionConfig:
         """The engine's view of these settings."""
@@ -180,6 +195,15 @@ class TransportBuilder(Generic[T]):
     def pipelining(self, enabled: bool) -> TransportBuilder[T]:
         """``False``: one command at a time, no PIPELINING and no CHUNKING."""
         return self._with(pipelining=bool(enabled))
+
+    def pipeline_window(self, depth: int) -> TransportBuilder[T]:
+        """How many transactions ``send_many`` keeps in flight on one connection (1-64;
+        8 by default) when the server offers PIPELINING: the next messages' commands (and,
+        with CHUNKING, their bodies) leave before the earlier ones are answered. Should
+        the connection fail, every message in flight whose data was sent has an unknown
+        outcome (:class:`~smtpx.DeliveryUnknownError`), so a small window is safer. 1 sends
+        one message at a time."""
+        return self._with(window=window_depth(depth))
 
     def build(self) -> T:
         """The transport."""

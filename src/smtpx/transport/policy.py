@@ -17,7 +17,7 @@ from smtpx.errors import (
     TransientError,
 )
 
-__all__ = ["PROBE_AFTER", "ConnectionRecord", "expired", "needs_probe", "retryable"]
+__all__ = ["PROBE_AFTER", "ConnectionRecord", "expired", "needs_probe", "retryable", "spent"]
 
 #: A pooled connection idle for longer than this is probed with NOOP before reuse: a
 #: server may have timed it out without a word. Shorter idles get only the free check
@@ -43,6 +43,21 @@ def expired(record: ConnectionRecord, config: PoolConfig, now: float) -> str | N
         return "maximum messages per connection reached"
     if now - record.last_used >= config.idle_timeout:
         return "idle time-out"
+    return None
+
+
+def spent(
+    record: ConnectionRecord, config: PoolConfig | None, now: float, in_flight: int = 0
+) -> str | None:
+    """Why a connection in use must take no more messages (it is finished and given
+    back), or None: its lifetime is over, or it carries (with ``in_flight`` messages
+    still unanswered) its share of messages. Without a pool there is no limit."""
+    if config is None:
+        return None
+    if now - record.created >= config.max_lifetime:
+        return "maximum lifetime reached"
+    if record.messages + in_flight >= config.max_messages:
+        return "maximum messages per connection reached"
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -13,9 +14,10 @@ from smtpx.config import Envelope
 from smtpx.errors import NetworkError, SmtpError
 from smtpx.protocol.session import SendResult, Session
 
+from ._bulk import Acquire, Emit, Fatal, Pull, Run, Source, bulk
 from ._sync_conn import SyncConnection
 from ._sync_pool import PooledConnection, SyncPool
-from .builder import BuilderConstructors, TransportSettings
+from .builder import BuilderConstructors, TransportSettings, window_depth
 from .message_input import body_of, position, prepare_message, rewind
 from .policy import retryable
 
@@ -117,15 +119,69 @@ class SmtpTransport(BuilderConstructors):
             self._release(pooled)
             return result
 
-    def send_many(self, messages: Iterable[Any]) -> Iterator[SendResult | SmtpError]:
-        """Send each message in turn; yield one outcome per message, in order: its
-        :class:`SendResult`, or the :class:`SmtpError` that stopped it (not raised, so
-        one refused message does not stop the rest)."""
-        for message in messages:
-            try:
-                yield self.send(message)
-            except SmtpError as exc:
-                yield exc
+    def send_many(
+        self, messages: Iterable[Any], *, window: int | None = None
+    ) -> Iterator[SendResult | SmtpError]:
+        """Send the messages (smtpx or standard-library messages, as :meth:`send` takes,
+        or ``(Envelope, data)`` pairs, as :meth:`send_raw` takes) through one connection
+        at a time and yield one outcome per
+        message, in order: its :class:`SendResult`, or the :class:`SmtpError` that stopped
+        it (not raised, so one refused message does not stop the rest).
+
+        With PIPELINING, up to ``window`` transactions (the builder's
+        ``pipeline_window``, 8 by default) are in flight at once: later messages leave
+        before the earlier ones are answered. A message whose send failed before the end
+        of its data is tried once more on a fresh connection. Stopping early (``break``)
+        first collects the answers to the messages already sent.
+        """
+        depth = window_depth(self.settings.window if window is None else window)
+        requests = bulk(depth, self.settings.pool)
+        source = Source(messages)
+        held: PooledConnection | None = None
+        value: Any = None
+        error: SmtpError | None = None
+        try:
+            while True:
+                try:
+                    request = requests.throw(error) if error else requests.send(value)
+                except StopIteration:
+                    return
+                value, error = None, None
+                try:
+                    if isinstance(request, Run):
+                        value = request.pooled.conn.run(request.procedure)
+                    elif isinstance(request, Pull):
+                        value = source.pull()
+                    elif isinstance(request, Emit):
+                        if isinstance(request.outcome, Fatal):
+                            raise request.outcome.error
+                        yield request.outcome
+                    elif isinstance(request, Acquire):
+                        held = value = self._acquire(fresh=request.fresh)
+                    else:
+                        held = None
+                        self._release(request.pooled)
+                except SmtpError as exc:
+                    error = exc
+        finally:
+            requests.close()
+            if held is not None:
+                self._finish(held)
+
+    def _finish(self, pooled: PooledConnection) -> None:
+        """Collect what is still in flight on a connection (its messages were sent),
+        then give it back."""
+        try:
+            while pooled.session.in_flight and pooled.session.usable:
+                with contextlib.suppress(SmtpError):
+                    pooled.conn.run(pooled.session.collect())
+        except BaseException:
+            pooled.session.broken()
+            raise
+        finally:
+            if pooled.session.in_flight:
+                pooled.session.broken()
+            self._release(pooled)
 
     def test_connection(self) -> bool:
         """True when a connection can be made (and reused) and the server answers NOOP."""
