@@ -291,6 +291,58 @@ def smtpx_sync(connections: int) -> Sender:
     return send
 
 
+def _bounded(item: Any, count: int, deadline: float) -> Iterator[Any]:
+    """``item`` up to ``count`` times, until the deadline."""
+    for _ in range(count):
+        if time.monotonic() >= deadline:
+            return
+        yield item
+
+
+def smtpx_sync_many(window: int) -> Sender:
+    """smtpx's SmtpTransport.send_many: one connection, ``window`` transactions in flight."""
+
+    def send(host: str, port: int, size: int, count: int, deadline: float) -> SenderResult:
+        import smtpx
+
+        item = (smtpx.Envelope(SENDER, [RECIPIENT]), make_message(size))
+        settings = _smtpx_builder(host, port, 1).pipeline_window(window).settings
+        sent = 0
+        cpu, start = time.process_time(), time.perf_counter()
+        with smtpx.SmtpTransport(settings) as transport:
+            for outcome in transport.send_many(_bounded(item, count, deadline)):
+                if isinstance(outcome, Exception):
+                    raise outcome
+                sent += 1
+        return SenderResult(sent, time.perf_counter() - start, time.process_time() - cpu)
+
+    return send
+
+
+def smtpx_async_many(connections: int, loop_name: str = "asyncio") -> Sender:
+    """smtpx's AsyncSmtpTransport.send_many over ``connections`` pooled connections."""
+
+    def send(host: str, port: int, size: int, count: int, deadline: float) -> SenderResult:
+        import smtpx
+
+        item = (smtpx.Envelope(SENDER, [RECIPIENT]), make_message(size))
+        state = {"sent": 0}
+
+        async def run() -> None:
+            settings = _smtpx_builder(host, port, connections).settings
+            async with smtpx.AsyncSmtpTransport(settings) as transport:
+                async for outcome in transport.send_many(_bounded(item, count, deadline)):
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    state["sent"] += 1
+
+        cpu, start = time.process_time(), time.perf_counter()
+        _run_async(loop_name, run())
+        return SenderResult(state["sent"], time.perf_counter() - start, time.process_time() - cpu)
+
+    return send
+
+
 def _run_async(loop_name: str, coro: Any) -> Any:
     import asyncio
 
@@ -374,9 +426,13 @@ SENDERS: dict[str, Sender] = {
     "raw-pipelined": send_raw_pipelined,
     "smtpx sync": smtpx_sync(1),
     "smtpx sync x8": smtpx_sync(8),
+    "smtpx sync many": smtpx_sync_many(4),
+    "smtpx sync many w16": smtpx_sync_many(16),
     "smtpx async": smtpx_async(1),
     "smtpx async x8": smtpx_async(8),
     "smtpx async x8 uvloop": smtpx_async(8, "uvloop"),
+    "smtpx async many": smtpx_async_many(1),
+    "smtpx async many x8 uvloop": smtpx_async_many(8, "uvloop"),
     "aiosmtplib x1": aiosmtplib_sender(1),
     "aiosmtplib x8 uvloop": aiosmtplib_sender(8, "uvloop"),
 }

@@ -45,6 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--size", type=int, default=1024, help="message size in bytes (1024)")
     demo.add_argument("--connections", type=int, default=4, help="pool size and threads (4)")
     demo.add_argument("--seconds", type=float, default=60.0, help="stop after this long (60)")
+    demo.add_argument(
+        "--window", type=int, default=None, help="transactions in flight per connection (8)"
+    )
     sink = commands.add_parser("sink", help="run a local SMTP sink that accepts everything")
     sink.add_argument("--host", default="127.0.0.1")
     sink.add_argument("--port", type=int, default=2525)
@@ -55,11 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run_demo  # noqa: PLC0415 - only this command needs it
 
+        window = {} if args.window is None else {"window": args.window}
         return run_demo(
             messages=args.messages,
             size=args.size,
             connections=args.connections,
             seconds=args.seconds,
+            **window,
         )
     from smtpx.testing.sink import main as sink_main  # noqa: PLC0415
 

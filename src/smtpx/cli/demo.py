@@ -13,12 +13,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import IO
 
 from smtpx import IMPLEMENTATION
 from smtpx.config import Envelope, PoolConfig
 from smtpx.errors import SmtpError
 from smtpx.transport import SmtpTransport
+from smtpx.transport.builder import DEFAULT_WINDOW
 
 __all__ = ["run_demo"]
 
@@ -89,18 +91,23 @@ def _readline(stream: IO[str], timeout: float) -> str:
     return box[0].strip() if box else ""
 
 
-def run_demo(*, messages: int, size: int, connections: int, seconds: float) -> int:
+def run_demo(
+    *, messages: int, size: int, connections: int, seconds: float, window: int = DEFAULT_WINDOW
+) -> int:
     """Send ``messages`` messages of ``size`` bytes over ``connections`` pooled
-    connections (one sending thread each), then print the throughput."""
-    if messages < 1 or size < 64 or connections < 1 or seconds <= 0:
-        print("demo: --messages >= 1, --size >= 64, --connections >= 1, --seconds > 0")
+    connections (one sending thread each, ``window`` transactions in flight on each),
+    then print the throughput."""
+    if messages < 1 or size < 64 or connections < 1 or seconds <= 0 or not 1 <= window <= 64:
+        print(
+            "demo: --messages >= 1, --size >= 64, --connections >= 1, --seconds > 0, --window 1..64"
+        )
         return 2
     header = b"From: demo@smtpx.test\r\nTo: sink@smtpx.test\r\nSubject: smtpx demo\r\n\r\n"
     body = header + b"x" * (size - len(header) - 2) + b"\r\n"
     sink, host, port = _start_sink()
     print(
         f"smtpx demo: {messages} messages of {size} bytes to a local sink at {host}:{port}, "
-        f"{connections} pooled connections, core: {IMPLEMENTATION}"
+        f"{connections} pooled connections, window {window}, core: {IMPLEMENTATION}"
     )
     transport = (
         SmtpTransport.builder_dangerous(host)
@@ -117,20 +124,22 @@ def run_demo(*, messages: int, size: int, connections: int, seconds: float) -> i
     deadline = time.perf_counter() + seconds
     errors: list[SmtpError] = []
 
-    def worker() -> None:
+    def share() -> Iterator[tuple[Envelope, bytes]]:
+        """This thread's next messages, until all are taken or time is up."""
         while time.perf_counter() < deadline:
             with lock:
                 if counts["next"] >= messages:
                     return
                 counts["next"] += 1
-            try:
-                transport.send_raw(envelope, body)
-                outcome = "sent"
-            except SmtpError as exc:
-                outcome = "failed"
-                errors.append(exc)
+            yield envelope, body
+
+    def worker() -> None:
+        # send_many keeps up to `window` transactions in flight on the connection.
+        for outcome in transport.send_many(share(), window=window):
+            if isinstance(outcome, SmtpError):
+                errors.append(outcome)
             with lock:
-                counts[outcome] += 1
+                counts["failed" if isinstance(outcome, SmtpError) else "sent"] += 1
                 done = counts["sent"] + counts["failed"]
             progress.update(done)
 
@@ -149,6 +158,7 @@ def run_demo(*, messages: int, size: int, connections: int, seconds: float) -> i
         assert sink.stdout is not None
         report = _readline(sink.stdout, SINK_TIMEOUT)
         sink.wait(SINK_TIMEOUT)
+        sink.stdout.close()
     received = json.loads(report)["messages"] if report.startswith("{") else None
     sent = counts["sent"]
     print(
