@@ -460,3 +460,33 @@ def test_interrupt_during_the_reuse_probe_frees_the_slot(monkeypatch: pytest.Mon
                 t.send_raw(ENV, b"again")
             assert "active=0 idle=0" in repr(t)
         srv.wait(5)
+
+
+def test_scram_sha_256_is_preferred_and_mutual(
+    connect: Connect, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # RFC 7677's example exchange; SCRAM comes first in the default preference and,
+    # the password never crossing the connection, needs no TLS.
+    import base64
+
+    def b64(text: str) -> bytes:
+        return base64.b64encode(text.encode())
+
+    nonce = "rOprNGfwEbeRWgbNEkqO"
+    full = nonce + "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    monkeypatch.setattr("smtpx.protocol.scram.secrets.token_urlsafe", lambda n: nonce)
+    script = [
+        GREETING, EHLO,
+        Send(b"250-fake.test\r\n250-PIPELINING\r\n250 AUTH PLAIN SCRAM-SHA-256\r\n"),
+        Expect(b"AUTH SCRAM-SHA-256 " + b64(f"n,,n=user,r={nonce}") + b"\r\n"),
+        Send(b"334 " + b64(f"r={full},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096") + b"\r\n"),
+        Expect(b64(f"c=biws,r={full},p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=") + b"\r\n"),
+        Send(b"334 " + b64("v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=") + b"\r\n"),
+        Expect(b"\r\n"), Send(b"235 2.7.0 ok\r\n"),
+        GROUP, Send(b"250 ok\r\n250 ok\r\n354 go\r\n"), ExpectData(b"hello\r\n.\r\n"),
+        Send(b"250 queued\r\n"), *QUIT,
+    ]  # fmt: skip
+    with run([script]) as srv:
+        with connect(builder(srv).credentials(smtpx.Credentials("user", "pencil"))) as t:
+            assert t.send_raw(ENV, b"hello").response.text == "queued"
+        srv.wait(5)

@@ -41,6 +41,7 @@ from smtpx.errors import (
 
 from .capabilities import Capabilities
 from .ops import Read, StartTls, Write
+from .scram import ScramSha256
 
 __all__ = ["Body", "SendResult", "Session", "SessionConfig", "State", "Stream", "TlsPolicy"]
 
@@ -51,7 +52,7 @@ Gen = Generator[Any, Any, Any]
 #: At most this many SASL challenge rounds before the exchange is abandoned.
 MAX_AUTH_ROUNDS = 5
 #: The SASL mechanisms this engine speaks.
-SUPPORTED_MECHANISMS = frozenset({"PLAIN", "LOGIN", "XOAUTH2", "CRAM-MD5"})
+SUPPORTED_MECHANISMS = frozenset({"PLAIN", "LOGIN", "XOAUTH2", "CRAM-MD5", "SCRAM-SHA-256"})
 
 
 class State(enum.Enum):
@@ -427,10 +428,14 @@ class Session:
     def _sasl(self, mechanism: str) -> Gen:
         username, secret = self.config.credentials
         password = secret() if callable(secret) else secret
+        scram: ScramSha256 | None = None
         if mechanism == "PLAIN":
             self._out.auth("PLAIN", _hot.sasl_plain(username, password))
         elif mechanism == "XOAUTH2":
             self._out.auth("XOAUTH2", _hot.sasl_xoauth2(username, password))
+        elif mechanism == "SCRAM-SHA-256":
+            scram = ScramSha256(username, password)
+            self._out.auth("SCRAM-SHA-256", scram.first())
         else:
             self._out.auth(mechanism)
         self._log_commands(redact=True)
@@ -438,10 +443,19 @@ class Session:
         for _ in range(MAX_AUTH_ROUNDS):
             reply = yield from self._reply("command")
             if reply.code != 334:
+                if scram is not None and reply.code == 235:
+                    # Mutual authentication: a server that never proved it knows the
+                    # password is not the server (the session is dropped).
+                    try:
+                        scram.verify_success_data(reply.text)
+                    except ProtocolError as exc:
+                        raise AuthError(f"authentication with {mechanism} failed: {exc}") from exc
                 return reply
             challenge = reply.text.strip()
             try:
-                if mechanism == "LOGIN":
+                if scram is not None:
+                    answer = scram.answer(challenge)
+                elif mechanism == "LOGIN":
                     answer = _hot.sasl_login(challenge, username, password)
                 elif mechanism == "CRAM-MD5":
                     answer = _hot.sasl_cram_md5(challenge, username, password)

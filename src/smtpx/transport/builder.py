@@ -27,7 +27,7 @@ from smtpx.config import (
     validate_host,
 )
 from smtpx.errors import InvalidInputError
-from smtpx.protocol.session import SessionConfig, TlsPolicy
+from smtpx.protocol.session import SUPPORTED_MECHANISMS, SessionConfig, TlsPolicy
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -36,8 +36,6 @@ __all__ = ["DEFAULT_WINDOW", "MAX_WINDOW", "TransportBuilder", "TransportSetting
 
 T = TypeVar("T")
 
-#: The SASL mechanisms the engine speaks.
-SUPPORTED_MECHANISMS = frozenset({"PLAIN", "LOGIN", "XOAUTH2", "CRAM-MD5"})
 
 SUBMISSION_PORT = 587
 SMTPS_PORT = 465
