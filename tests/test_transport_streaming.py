@@ -78,3 +78,79 @@ def test_a_1_gib_streamed_body_with_bounded_memory(
     received = stats()
     assert received["messages"] == 1
     assert received["bytes"] >= GIB
+
+
+# ---------------------------------------------------------------- asynchronous bodies
+def _async_send(loop: Any, coro_factory: Callable[[Any], Any]) -> Any:
+    """Run ``coro_factory(transport)`` against a capturing sink; returns (result, sink)."""
+    from smtpx.testing.sink import Sink
+
+    async def scenario(port: int) -> Any:
+        builder = smtpx.AsyncSmtpTransport.builder_dangerous("127.0.0.1").port(port).timeout(10)
+        async with builder.build() as t:
+            return await coro_factory(t)
+
+    sink = Sink(capture=True).start()
+    try:
+        return loop.run_until_complete(scenario(sink.port)), sink
+    finally:
+        sink.close()
+
+
+ENVELOPE = smtpx.Envelope("a@x.test", ["b@x.test"])
+
+
+async def _chunks(*parts: Any) -> Any:
+    for part in parts:
+        yield part
+
+
+def test_async_iterable_body_is_streamed_and_encoded_across_chunks(
+    event_loop_instance: Any,
+) -> None:
+    parts = (b"Subject: s\r\n\r\na\r", b"\n.", b"dot\n", b"bare\rcr", b"\n")
+
+    async def send(t: smtpx.AsyncSmtpTransport) -> Any:
+        return await t.send_raw(ENVELOPE, _chunks(*parts))
+
+    result, sink = _async_send(event_loop_instance, send)
+    assert result.accepted == ["b@x.test"]
+    (message,) = sink.messages
+    assert message.data == b"Subject: s\r\n\r\na\r\n.dot\r\nbare\r\ncr\r\n"
+
+
+def test_a_failing_async_body_is_raised_and_nothing_is_delivered(event_loop_instance: Any) -> None:
+    async def broken() -> Any:
+        yield b"Subject: s\r\n\r\nstart\r\n"
+        raise ValueError("the body source failed")
+
+    async def send(t: smtpx.AsyncSmtpTransport) -> Any:
+        with pytest.raises(ValueError, match="body source failed"):
+            await t.send_raw(ENVELOPE, broken())
+        assert "active=0 idle=0" in repr(t)  # the half-sent connection was dropped
+        with pytest.raises(TypeError, match="yielded str"):
+            await t.send_raw(ENVELOPE, _chunks(b"ok\r\n", "text"))
+        return await t.send_raw(ENVELOPE, _chunks(b"after\r\n"))
+
+    result, sink = _async_send(event_loop_instance, send)
+    assert result.accepted == ["b@x.test"]
+    assert [m.data for m in sink.messages] == [b"after\r\n"]
+
+
+def test_async_bodies_in_send_many(event_loop_instance: Any) -> None:
+    async def send(t: smtpx.AsyncSmtpTransport) -> Any:
+        items = [(ENVELOPE, _chunks(b"one\r\n", b"two\r\n")), (ENVELOPE, b"three\r\n")]
+        return [outcome async for outcome in t.send_many(items)]
+
+    outcomes, sink = _async_send(event_loop_instance, send)
+    assert all(isinstance(o, smtpx.SendResult) for o in outcomes)
+    assert [m.data for m in sink.messages] == [b"one\r\ntwo\r\n", b"three\r\n"]
+
+
+def test_the_sync_transport_refuses_async_bodies() -> None:
+    t = smtpx.SmtpTransport.builder_dangerous("127.0.0.1").build()
+    with pytest.raises(TypeError, match="asynchronous iterable"):
+        t.send_raw(ENVELOPE, _chunks(b"x"))
+    with pytest.raises(TypeError, match="asynchronous iterable"):
+        list(t.send_many([(ENVELOPE, _chunks(b"x"))]))
+    t.close()

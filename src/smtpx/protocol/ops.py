@@ -25,7 +25,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-__all__ = ["Op", "Procedure", "Read", "StartTls", "Write"]
+__all__ = ["NextChunk", "Op", "Procedure", "Read", "StartTls", "Write"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +58,15 @@ class StartTls:
     """Run the TLS handshake on the connection now (after STARTTLS was accepted)."""
 
 
-Op: TypeAlias = Write | Read | StartTls
+@dataclass(frozen=True, slots=True)
+class NextChunk:
+    """The next chunk of a body the caller gives as an asynchronous iterator
+    (``await anext(source, None)``): bytes-like, or None at its end. Only the asyncio
+    driver carries it out; the caller's errors are thrown back in."""
+
+    source: Any
+
+
+Op: TypeAlias = Write | Read | StartTls | NextChunk
 #: An engine procedure: yields requests, receives read bytes, returns its result.
 Procedure: TypeAlias = Generator[Op, Any, Any]

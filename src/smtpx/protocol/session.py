@@ -40,7 +40,7 @@ from smtpx.errors import (
 )
 
 from .capabilities import Capabilities
-from .ops import Read, StartTls, Write
+from .ops import NextChunk, Read, StartTls, Write
 from .scram import ScramSha256
 
 __all__ = ["Body", "SendResult", "Session", "SessionConfig", "State", "Stream", "TlsPolicy"]
@@ -48,6 +48,8 @@ __all__ = ["Body", "SendResult", "Session", "SessionConfig", "State", "Stream", 
 log = logging.getLogger("smtpx")
 
 Gen = Generator[Any, Any, Any]
+
+_END: Any = object()
 
 #: At most this many SASL challenge rounds before the exchange is abandoned.
 MAX_AUTH_ROUNDS = 5
@@ -101,17 +103,18 @@ def _failure(message: str, response: Any) -> ResponseError:
 
 
 class Stream:
-    """A message body read chunk by chunk (a file or an iterable of bytes), sent with
-    DATA and never held whole. ``size_hint``, when known, is declared with SIZE."""
+    """A message body read chunk by chunk (a file, an iterable of bytes, or an
+    asynchronous iterator of bytes for the asyncio driver), sent with DATA and never held
+    whole. ``size_hint``, when known, is declared with SIZE."""
 
-    __slots__ = ("check_8bit", "chunks", "size_hint")
+    __slots__ = ("asynchronous", "check_8bit", "chunks", "size_hint")
 
-    def __init__(
-        self, chunks: Iterable[bytes | bytearray | memoryview], size_hint: int | None
-    ) -> None:
+    def __init__(self, chunks: Any, size_hint: int | None) -> None:
         self.chunks = chunks
         self.size_hint = size_hint
         self.check_8bit = False
+        #: ``chunks`` is an asynchronous iterator: each chunk is asked of the driver.
+        self.asynchronous = hasattr(chunks, "__anext__")
 
 
 @dataclass(slots=True)
@@ -879,7 +882,18 @@ class Session:
         """Encode and write a stream chunk by chunk; the terminator goes last, alone, so
         that a failure before it leaves nothing the server could deliver."""
         encoder = _hot.DataEncoder()
-        for chunk in stream.chunks:
+        chunks = None if stream.asynchronous else iter(stream.chunks)
+        while True:
+            if chunks is not None:
+                chunk = next(chunks, _END)
+                if chunk is _END:
+                    break
+            else:
+                chunk = yield NextChunk(stream.chunks)
+                if chunk is None:
+                    break
+                if not isinstance(chunk, bytes | bytearray | memoryview):
+                    raise TypeError(f"the body iterator yielded {type(chunk).__name__}, not bytes")
             if stream.check_8bit and not bytes(chunk).isascii():
                 self.broken()  # abandon the DATA: without its end the server drops it
                 raise InvalidInputError(

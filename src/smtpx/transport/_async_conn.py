@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from smtpx.errors import NetworkError, SmtpError, SmtpTimeoutError, TlsError
-from smtpx.protocol.ops import Read, StartTls, Write
+from smtpx.protocol.ops import NextChunk, Read, StartTls, Write
 
 __all__ = ["AsyncConnection"]
 
@@ -211,6 +211,11 @@ class AsyncConnection:
                     await self._write(op.chunks, op.phase)
                 elif isinstance(op, StartTls):
                     await self._start_tls()
+                elif isinstance(op, NextChunk):
+                    try:
+                        send_value = await anext(op.source, None)
+                    except Exception as exc:  # the caller's iterator: thrown into the
+                        error = exc  # engine, which abandons the DATA and the connection
                 else:  # pragma: no cover - the engine yields nothing else
                     raise TypeError(f"unknown request {op!r}")
             except SmtpError as exc:

@@ -122,7 +122,7 @@ class _Item:
 
     __slots__ = ("attempt", "body", "data", "envelope", "index", "outcome", "start")
 
-    def __init__(self, index: int, message: Any) -> None:
+    def __init__(self, index: int, message: Any, asynchronous: bool) -> None:
         self.index = index
         self.attempt = 0
         self.outcome: Any = None
@@ -143,7 +143,7 @@ class _Item:
                     )
             else:
                 self.envelope, self.data = prepare_message(message)
-            self.body = body_of(self.data)
+            self.body = body_of(self.data, asynchronous=asynchronous)
             self.start = position(self.data)
         except SmtpError as exc:
             self.outcome = exc
@@ -151,9 +151,12 @@ class _Item:
             self.outcome = Fatal(exc)
 
 
-def bulk(depth: int, pool: PoolConfig | None) -> Generator[Request, Any, None]:
+def bulk(
+    depth: int, pool: PoolConfig | None, *, asynchronous: bool = False
+) -> Generator[Request, Any, None]:
     """Send every message :class:`Pull` gives, with at most ``depth`` transactions in
-    flight on the connection; :class:`Emit` each outcome in order."""
+    flight on the connection; :class:`Emit` each outcome in order. ``asynchronous``:
+    bodies may be asynchronous iterables (the asyncio transport)."""
     line: deque[_Item] = deque()  # pulled and not yet emitted, in order
     todo: deque[_Item] = deque()  # to be submitted, in order
     sent: deque[_Item] = deque()  # submitted on `pooled`, not yet collected, in order
@@ -172,7 +175,8 @@ def bulk(depth: int, pool: PoolConfig | None) -> Generator[Request, Any, None]:
             if got is None:
                 exhausted = True
                 break
-            item = _Item(*got)
+            index, message = got
+            item = _Item(index, message, asynchronous)
             line.append(item)
             if item.outcome is None:
                 todo.append(item)

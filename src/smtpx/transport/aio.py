@@ -97,14 +97,15 @@ class AsyncSmtpTransport(BuilderConstructors):
         return await self._send(envelope, data)
 
     async def send_raw(self, envelope: Envelope, data: Any) -> SendResult:
-        """Send ``data`` (bytes-like, a binary file, or an iterable of bytes — streamed,
-        never read whole) to the envelope's recipients, as it is."""
+        """Send ``data`` (bytes-like, a binary file, an iterable or an asynchronous
+        iterable of bytes — streamed, never read whole) to the envelope's recipients, as
+        it is. A streamed body cannot be retried unless it is a seekable file."""
         if not isinstance(envelope, Envelope):
             raise TypeError(f"send_raw() takes an smtpx.Envelope, not {type(envelope).__name__}")
         return await self._send(envelope, data)
 
     async def _send(self, envelope: Envelope, data: Any) -> SendResult:
-        body = body_of(data)
+        body = body_of(data, asynchronous=True)
         start = position(data)
         attempt = 0
         while True:
@@ -182,7 +183,7 @@ class AsyncSmtpTransport(BuilderConstructors):
             return _WAIT if idle else LATER
 
         async def sender() -> None:
-            requests = bulk(depth, pool)
+            requests = bulk(depth, pool, asynchronous=True)
             held: AsyncPooledConnection | None = None
             value: Any = None
             error: SmtpError | None = None

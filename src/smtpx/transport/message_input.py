@@ -80,12 +80,20 @@ def _from_email_message(message: email.message.Message) -> tuple[Envelope, bytes
     return envelope, message.as_bytes(policy=_POLICY)
 
 
-def body_of(data: Any) -> Body:
+def body_of(data: Any, *, asynchronous: bool = False) -> Body:
     """The engine's body for ``send_raw`` data: a bytes-like object, or a list of them
     (the parts of one message), is sent from memory; a binary file or another iterable
-    of bytes is streamed, never read whole."""
+    of bytes (or, for the asyncio transport, an asynchronous iterable of bytes) is
+    streamed, never read whole."""
     if isinstance(data, bytes | bytearray | memoryview):
         return data
+    if hasattr(data, "__aiter__"):
+        if not asynchronous:
+            raise TypeError(
+                "SmtpTransport cannot read an asynchronous iterable: use "
+                "AsyncSmtpTransport, or give bytes, a binary file or an iterable of bytes"
+            )
+        return Stream(data.__aiter__(), None)
     if isinstance(data, list) and all(isinstance(p, bytes | bytearray | memoryview) for p in data):
         return data
     if isinstance(data, str):
