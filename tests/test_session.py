@@ -702,3 +702,20 @@ def test_window_452_follow_up_waits_for_the_ones_in_flight() -> None:
     assert first.response.text == "follow-up"
     assert second.accepted == ["r0@x.test"]
     assert d.writes[1] == b"MAIL FROM:<a@x.test>\r\nRCPT TO:<c@x.test>\r\nBDAT 5 LAST\r\none\r\n"
+
+
+def test_collect_many_takes_what_has_arrived_without_waiting_for_more() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n", b"four\n")))
+    rset_ok = b"250 ok\r\n"
+    d.replies = [OK3 + rset_ok + OK3]  # the first two transactions' replies, no more
+    first = d.run(s.collect_many(4))
+    assert [r.accepted for r in first] == [["r0@x.test"], ["r1@x.test"]]
+    assert d.events.count("read:command") == 1  # and no read for the third
+    refused = b"250 ok\r\n550 5.1.1 no\r\n554 no valid recipients\r\n"
+    d.replies = [rset_ok + b"250 ok\r\n250", b" ok\r\n250 ok\r\n" + rset_ok + refused]
+    rest = d.run(s.collect_many(4))  # a partial reply buffered: read on for the rest
+    assert rest[0].accepted == ["r2@x.test"]
+    assert isinstance(rest[1], errors.RecipientsRefusedError)
+    assert s.in_flight == 0
+    assert d.run(s.collect_many(4)) == []

@@ -589,6 +589,22 @@ class Session:
         assert isinstance(outcome, SendResult)
         return outcome
 
+    def collect_many(self, limit: int) -> Gen:
+        """Up to ``limit`` outcomes, oldest first, as a list: the oldest message's
+        (reading its replies if need be), then each next one's as long as it needs no
+        read (its replies are buffered, or its outcome is known). An outcome is a
+        :class:`SendResult` or the :class:`SmtpError` that ended that message."""
+        outcomes: list[Any] = []
+        window = self._window
+        while window and len(outcomes) < limit:
+            if outcomes and window[0].unread and not self._parser.pending:
+                break
+            try:
+                outcomes.append((yield from self.collect()))
+            except SmtpError as exc:
+                outcomes.append(exc)
+        return outcomes
+
     def _plan(self, envelope: Any, body: Body, pipelined: bool) -> tuple[_Plan, list[str]]:
         """Everything one message's transactions share; raises before anything is queued."""
         caps = self.capabilities

@@ -218,18 +218,19 @@ def bulk(
             if len(sent) < depth and not (exhausted or later or todo):
                 continue  # room left: fill the window before waiting for replies
         # Collect the oldest outcome, then every one whose replies are already here.
+        if not sent:
+            continue
+        outcomes = yield Run(pooled, pooled.session.collect_many(len(sent)))
         retries: list[_Item] = []
-        while sent:
+        for outcome in outcomes:
             item = sent.popleft()
-            try:
-                item.outcome = yield Run(pooled, pooled.session.collect())
-                pooled.record.messages += 1
-            except SmtpError as exc:
-                _decide(item, exc)
+            if isinstance(outcome, SmtpError):
+                _decide(item, outcome)
                 if item.outcome is None:
                     retries.append(item)
-            if pooled.usable and not pooled.session.replies_waiting:
-                break
+            else:
+                item.outcome = outcome
+                pooled.record.messages += 1
         if retries:  # back in line, in order, for a fresh connection
             todo = deque(sorted([*retries, *todo], key=lambda item: item.index))
 
