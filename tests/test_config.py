@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -1130,8 +1131,9 @@ def test_envelope_accepts_parameters(param: str) -> None:
 )
 @pytest.mark.parametrize("which", ["mail_params", "rcpt_params"])
 def test_envelope_refuses_bad_parameters(param: str, message: str, which: str) -> None:
+    params: dict[str, Any] = {which: [param]}
     with refused(f"Envelope {which}{message}"):
-        Envelope(None, ["a@example.com"], **{which: [param]})
+        Envelope(None, ["a@example.com"], **params)
 
 
 def test_envelope_refuses_repeated_and_non_str_parameters() -> None:
@@ -1502,3 +1504,14 @@ def test_default_hello_name(fqdn: Callable[[str], None], machine: str, expected:
 def test_default_hello_name_is_always_valid() -> None:
     name = default_hello_name()
     assert validate_hello_name(name) == name
+
+
+def test_envelope_smtputf8_flag() -> None:
+    plain = Envelope("a@x.test", ["b@x.test"])
+    assert not plain.needs_smtputf8
+    flagged = Envelope("a@x.test", ["b@x.test"], smtputf8=True)
+    assert flagged.needs_smtputf8
+    assert flagged != plain
+    assert Envelope("a@x.test", ["b@x.test"], smtputf8=False) == plain
+    with pytest.raises(TypeError, match="Envelope smtputf8 must be a bool"):
+        Envelope("a@x.test", ["b@x.test"], smtputf8=1)  # type: ignore[arg-type]

@@ -762,3 +762,17 @@ def test_repr() -> None:
         f"<Message <r@example.com> from a@example.com to 1 recipient(s), "
         f"{len(message.as_bytes())} octets>"
     )
+
+
+def test_utf8_header_addresses_mark_an_ascii_envelope_for_smtputf8() -> None:
+    def base() -> MessageBuilder:
+        return Message.builder().from_("a@x.test").subject("s")
+
+    ascii_only = base().to("b@x.test").envelope(Envelope("a@x.test", ["c@x.test"])).body("b")
+    assert not ascii_only.envelope.needs_smtputf8
+    utf8 = base().to("Jörg <jörg@x.test>").envelope(Envelope("a@x.test", ["c@x.test"])).body("b")
+    assert utf8.envelope.smtputf8
+    assert utf8.envelope.recipients == ("c@x.test",)
+    derived = base().to("Jörg <jörg@x.test>").body("b")  # the envelope is UTF-8 already
+    assert derived.envelope.needs_smtputf8
+    assert not derived.envelope.smtputf8

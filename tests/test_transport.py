@@ -416,3 +416,32 @@ def test_smtpx_message_with_attachment_and_bcc(
     assert got.mail_from == "nobody@x.test"
     assert got.content == message.as_bytes()
     assert b"audit@x.test" not in got.content
+
+
+@pytest.mark.parametrize("offered", [True, False], ids=["smtputf8", "no-smtputf8"])
+def test_utf8_headers_under_an_ascii_envelope_ask_for_smtputf8(
+    connect: Connect, offered: bool
+) -> None:
+    message = (
+        smtpx.Message.builder()
+        .from_("a@x.test")
+        .to("Jörg <jörg@x.test>")
+        .envelope(smtpx.Envelope("a@x.test", ["joerg@x.test"]))
+        .subject("hi")
+        .body("hello")
+    )
+    assert message.envelope.smtputf8
+    with Sink(capture=True, smtputf8=offered) as sink:
+        builder = smtpx.SmtpTransport.builder_dangerous("127.0.0.1").port(sink.port)
+        with connect(builder) as t:
+            if offered:
+                assert t.send(message).accepted == ["joerg@x.test"]
+            else:
+                with pytest.raises(smtpx.InvalidInputError, match="RFC 6532"):
+                    t.send(message)
+        if offered:
+            (received,) = sink.messages
+            assert "SMTPUTF8" in received.mail_options
+            assert "jörg@x.test".encode() in received.data
+        else:
+            assert sink.stats().messages == 0

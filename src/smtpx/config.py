@@ -950,6 +950,11 @@ class Envelope:
         ``"KEYWORD=value"`` strings (``"RET=HDRS"``, ``"NOTIFY=FAILURE,DELAY"``). A
         keyword is letters, digits and ``-`` (not first), at most once per list; a value
         is printable ASCII but space and ``=``, or UTF-8 (RFC 6531). Stored as tuples.
+    ``smtputf8``
+        Ask for SMTPUTF8 even when every address is ASCII: the message itself has UTF-8
+        headers (RFC 6532). A server that does not offer SMTPUTF8 then gets nothing
+        (:class:`~smtpx.InvalidInputError`): such a message has no ASCII form.
+        Non-ASCII addresses ask for it by themselves (:attr:`needs_smtputf8`).
 
     Addresses get a light check here (no control characters, no ``<``/``>``, the
     ``local@domain`` shape); the command writer checks the full grammar before sending.
@@ -960,6 +965,7 @@ class Envelope:
     _: KW_ONLY
     mail_params: Sequence[str] = ()
     rcpt_params: Sequence[str] = ()
+    smtputf8: bool = False
     _utf8: bool = field(init=False, repr=False, compare=False, default=False)
 
     def __post_init__(self) -> None:
@@ -981,13 +987,14 @@ class Envelope:
         set_(self, "recipients", tuple(unique.values()))
         set_(self, "mail_params", _parameters(self.mail_params, "Envelope mail_params"))
         set_(self, "rcpt_params", _parameters(self.rcpt_params, "Envelope rcpt_params"))
+        set_(self, "smtputf8", _flag(self.smtputf8, "Envelope smtputf8"))
         texts = (self.sender or "", *self.recipients, *self.mail_params, *self.rcpt_params)
-        set_(self, "_utf8", not all(text.isascii() for text in texts))
+        set_(self, "_utf8", self.smtputf8 or not all(text.isascii() for text in texts))
 
     @property
     def needs_smtputf8(self) -> bool:
-        """An address or a parameter value is not ASCII, so the server must offer
-        SMTPUTF8 (RFC 6531) and MAIL FROM must ask for it."""
+        """An address or a parameter value is not ASCII (or ``smtputf8`` was set), so
+        the server must offer SMTPUTF8 (RFC 6531) and MAIL FROM must ask for it."""
         return self._utf8
 
 

@@ -15,6 +15,7 @@ byte chunks (headers, then each encoded part), :meth:`Message.as_bytes` joins th
 from __future__ import annotations
 
 import copy
+import dataclasses
 import email.message
 import email.policy
 import email.utils
@@ -611,8 +612,13 @@ class MessageTemplate:
             if not recipients:
                 refuse("the message has no recipient: add to(), cc() or bcc(), or an envelope()")
             envelope = Envelope(self._sender, recipients)
+        header = "".join(lines).encode("utf-8")
+        if not envelope.needs_smtputf8 and not header.isascii():
+            # A UTF-8 address in a header (RFC 6532), under an ASCII envelope given with
+            # envelope(): the message still needs SMTPUTF8 on the way.
+            envelope = dataclasses.replace(envelope, smtputf8=True)
         root = self._single if self._single is not None else self._body(values)
-        return Message(assemble("".join(lines).encode("utf-8"), root), envelope, message_id)
+        return Message(assemble(header, root), envelope, message_id)
 
     def _body(self, values: dict[str, object]) -> Leaf | Multipart:
         """The parts, the text and HTML formatted: alternative(text, related(html,

@@ -630,6 +630,11 @@ class Session:
             payload = _encode_parts(parts, dot_stuff=not chunked)
         sender, rcpts = envelope.sender or "", list(envelope.recipients)
         if utf8 and not caps.smtputf8:
+            if getattr(envelope, "smtputf8", False):
+                raise InvalidInputError(
+                    "the message has UTF-8 headers (RFC 6532), which need SMTPUTF8, and the "
+                    "server does not offer it; nothing was sent"
+                )
             sender, rcpts = _ascii_address(sender), [_ascii_address(r) for r in rcpts]
         rcpt_kw = {"smtputf8": bool(mail_kw.get("smtputf8")), "params": tuple(envelope.rcpt_params)}
         return _Plan(sender, mail_kw, rcpt_kw, payload, pipelined, chunked), rcpts
