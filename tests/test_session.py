@@ -719,3 +719,15 @@ def test_collect_many_takes_what_has_arrived_without_waiting_for_more() -> None:
     assert isinstance(rest[1], errors.RecipientsRefusedError)
     assert s.in_flight == 0
     assert d.run(s.collect_many(4)) == []
+
+
+def test_an_interruption_leaves_sent_messages_unknown_and_the_rest_unsent() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.write_failures = [Failure(KeyboardInterrupt())]  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        d.run(s.submit(msgs(b"one\n", b"two\n")))
+    assert s.state is State.BROKEN
+    assert s.last_in_doubt  # the first one's end may have left before the interruption
+    first, second = outcomes(s, d, 2)
+    assert isinstance(first, errors.DeliveryUnknownError)
+    assert type(second) is errors.NetworkError

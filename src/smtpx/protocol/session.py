@@ -895,9 +895,16 @@ class Session:
             e.tx is not None and e.tx.in_doubt for e in self._window if e.outcome is None
         )
         for entry in self._window:
-            if entry.outcome is None:
-                entry.unread = False
-                entry.outcome = NetworkError("the send was interrupted")
+            if entry.outcome is not None:
+                continue
+            entry.unread = False
+            if entry.tx is not None and entry.tx.in_doubt:
+                entry.outcome = DeliveryUnknownError(
+                    "the send was interrupted after the end of the message data was sent: "
+                    "the message may or may not have been delivered"
+                )
+            else:
+                entry.outcome = NetworkError("the send was interrupted before this message")
 
     def _stream(self, stream: Stream) -> Gen:
         """Encode and write a stream chunk by chunk; the terminator goes last, alone, so
