@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smtpx import errors
 from smtpx.protocol.ops import Read, StartTls, Write
-from smtpx.protocol.session import Session, SessionConfig, State, TlsPolicy
+from smtpx.protocol.session import SendResult, Session, SessionConfig, State, TlsPolicy
 
 EHLO_FULL = (
     b"250-mx.test greets you\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n"
@@ -731,3 +733,57 @@ def test_an_interruption_leaves_sent_messages_unknown_and_the_rest_unsent() -> N
     first, second = outcomes(s, d, 2)
     assert isinstance(first, errors.DeliveryUnknownError)
     assert type(second) is errors.NetworkError
+
+
+# ---------------------------------------------------------------- windows, any segmentation
+REPLIES = {
+    "ok": b"250 2.1.0 ok\r\n",
+    "multi": b"250-first line\r\n250 2.1.5 last line\r\n",
+    "rcpt-refused": b"550 5.1.1 no such user\r\n",
+    "final-refused": b"554 5.6.0 content rejected\r\n",
+}
+
+
+@given(
+    fates=st.lists(st.sampled_from(["ok", "multi", "rcpt-refused", "final-refused"]), min_size=1,
+                   max_size=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=30),
+)  # fmt: skip
+def test_window_outcomes_do_not_depend_on_how_replies_are_segmented(
+    fates: list[str], cuts: list[int]
+) -> None:
+    """However the server's replies to a window are cut into reads, every message gets
+    the outcome its own replies say, in order."""
+    stream = b""
+    for index, fate in enumerate(fates):
+        rset = b"250 ok\r\n" if index else b""
+        rcpt = REPLIES["rcpt-refused"] if fate == "rcpt-refused" else REPLIES["ok"]
+        final = {
+            "ok": REPLIES["ok"],
+            "multi": REPLIES["multi"],
+            "rcpt-refused": b"554 5.5.1 no valid recipients\r\n",
+            "final-refused": REPLIES["final-refused"],
+        }[fate]
+        stream += rset + REPLIES["ok"] + rcpt + final
+    reads, start = [], 0
+    for cut in cuts:
+        if start >= len(stream):
+            break
+        reads.append(stream[start : start + cut])
+        start += cut
+    reads.append(stream[start:])
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(*(b"m%d\n" % i for i in range(len(fates))))))
+    d.replies = [r for r in reads if r] + [b"250 reset\r\n"]
+    got = outcomes(s, d, len(fates))
+    for fate, outcome in zip(fates, got, strict=True):
+        if fate in ("ok", "multi"):
+            assert isinstance(outcome, SendResult)
+            assert outcome.response.raw == REPLIES[fate]
+        elif fate == "rcpt-refused":
+            assert isinstance(outcome, errors.RecipientsRefusedError)
+        else:
+            assert isinstance(outcome, errors.PermanentError)
+            assert outcome.code == 554
+    assert s.usable
+    assert s.in_flight == 0

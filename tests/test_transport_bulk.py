@@ -293,3 +293,30 @@ def test_pipeline_window_default_and_setting() -> None:
     assert builder.pipeline_window(16).settings.window == 16
     with pytest.raises(smtpx.InvalidInputError):
         list(smtpx.SmtpTransport(builder.settings).send_many([], window=0))
+
+
+def test_async_send_many_runs_a_bounded_way_ahead_of_a_slow_consumer(
+    event_loop_instance: asyncio.AbstractEventLoop,
+) -> None:
+    pulled = 0
+    item = numbered(1)[0]
+
+    def source() -> Iterator[tuple[smtpx.Envelope, bytes]]:
+        nonlocal pulled
+        for _ in range(1000):
+            pulled += 1
+            yield item
+
+    async def scenario(sink: Sink) -> None:
+        builder = to_sink(sink, max_size=2).pipeline_window(2)
+        async with smtpx.AsyncSmtpTransport(builder.settings) as t:
+            outcomes = t.send_many(source(), concurrency=2)
+            for _ in range(5):
+                assert isinstance(await outcomes.__anext__(), smtpx.SendResult)
+            await asyncio.sleep(0.3)  # the senders may go on only so far meanwhile
+            assert pulled <= 5 + 2 * 2 * 2  # what was taken, plus 2 x senders x window
+            await outcomes.aclose()
+        assert sink.stats().messages == pulled  # every message taken was sent and answered
+
+    with Sink() as sink:
+        event_loop_instance.run_until_complete(scenario(sink))
