@@ -774,7 +774,7 @@ def test_window_outcomes_do_not_depend_on_how_replies_are_segmented(
     reads.append(stream[start:])
     s, d = opened(EHLO_CHUNK)
     d.run(s.submit(msgs(*(b"m%d\n" % i for i in range(len(fates))))))
-    d.replies = [r for r in reads if r] + [b"250 reset\r\n"]
+    d.replies = [*(r for r in reads if r), b"250 reset\r\n"]
     got = outcomes(s, d, len(fates))
     for fate, outcome in zip(fates, got, strict=True):
         if fate in ("ok", "multi"):
