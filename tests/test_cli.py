@@ -18,6 +18,9 @@ def test_demo_sends_everything_through_windows_and_reports(
     out, err = capsys.readouterr()
     assert code == 0, out
     assert "2 pooled connections, window 3" in out
+    for number in (1, 2, 3):  # the first ones, one at a time, each with its result
+        assert f"message {number}: 250 " in out
+        assert f"accepted: reader{number}@smtpx.test; refused: 0" in out
     assert re.search(r"sent 300 messages .* msgs/s", out)
     assert "the sink received 300; failures: 0" in out
     assert "300/300" in err  # the progress bar reached the end

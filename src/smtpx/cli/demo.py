@@ -1,4 +1,5 @@
-"""``smtpx demo``: many messages through the pooled transport to a local sink.
+"""``smtpx demo``: three messages sent one at a time, each with its result, then many
+messages through the pooled transport's ``send_many``, to a local sink.
 
 The sink runs in its own process (``python -m smtpx.testing.sink``), so client and
 server do not share an interpreter lock; the client sends from one thread per pooled
@@ -19,6 +20,7 @@ from typing import IO
 from smtpx import IMPLEMENTATION
 from smtpx.config import Envelope, PoolConfig
 from smtpx.errors import SmtpError
+from smtpx.message import Message
 from smtpx.transport import SmtpTransport
 from smtpx.transport.builder import DEFAULT_WINDOW
 
@@ -26,6 +28,8 @@ __all__ = ["run_demo"]
 
 #: Seconds to wait for the sink to start and to report.
 SINK_TIMEOUT = 20.0
+#: Messages sent one at a time, each result printed, before the bulk run.
+FIRST_MESSAGES = 3
 
 
 class Progress:
@@ -117,6 +121,27 @@ def run_demo(
         .pool(PoolConfig(max_size=connections, max_messages=100_000, max_lifetime=3600))
         .build()
     )
+    # First a few real messages, one at a time, each with its result; then the bulk run.
+    greeted = 0
+    for number in range(1, FIRST_MESSAGES + 1):
+        message = (
+            Message.builder()
+            .from_("smtpx demo <demo@smtpx.test>")
+            .to(f"Reader {number} <reader{number}@smtpx.test>")
+            .subject(f"smtpx demo, message {number} of {FIRST_MESSAGES}")
+            .body(f"Hello from smtpx: message {number} of {FIRST_MESSAGES}.\n")
+        )
+        try:
+            result = transport.send(message)
+        except SmtpError as exc:
+            print(f"message {number}: failed: {type(exc).__name__}: {exc}")
+            continue
+        greeted += 1
+        reply = result.response
+        print(
+            f"message {number}: {reply.code} {reply.text} "
+            f"(accepted: {', '.join(result.accepted)}; refused: {len(result.rejected)})"
+        )
     envelope = Envelope("demo@smtpx.test", ["sink@smtpx.test"])
     progress = Progress(messages, sys.stderr)
     lock = threading.Lock()
@@ -160,12 +185,15 @@ def run_demo(
         sink.wait(SINK_TIMEOUT)
         sink.stdout.close()
     received = json.loads(report)["messages"] if report.startswith("{") else None
+    if received is not None:
+        received -= greeted  # the first messages were counted too
     sent = counts["sent"]
     print(
         f"sent {sent} messages ({sent * size / 1e6:.1f} MB) in {elapsed:.2f} s: "
         f"{sent / elapsed:,.0f} msgs/s, {sent * size / elapsed / 1e6:.1f} MB/s; "
         f"the sink received {received}; failures: {counts['failed']}"
     )
-    for exc in errors[:3]:
-        print(f"  failure: {type(exc).__name__}: {exc}")
-    return 0 if counts["failed"] == 0 and received == sent else 1
+    for error in errors[:3]:
+        print(f"  failure: {type(error).__name__}: {error}")
+    ok = counts["failed"] == 0 and greeted == FIRST_MESSAGES and received == sent
+    return 0 if ok else 1
