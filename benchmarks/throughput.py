@@ -353,8 +353,9 @@ def _run_async(loop_name: str, coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def smtpx_async(connections: int, loop_name: str = "asyncio") -> Sender:
-    """smtpx's AsyncSmtpTransport: ``connections`` tasks sharing one pooled transport."""
+def smtpx_async(connections: int, loop_name: str = "asyncio", tasks: int = 0) -> Sender:
+    """smtpx's AsyncSmtpTransport: ``tasks`` (by default ``connections``) tasks sharing
+    one transport with a pool of ``connections``."""
 
     def send(host: str, port: int, size: int, count: int, deadline: float) -> SenderResult:
         import asyncio
@@ -375,7 +376,7 @@ def smtpx_async(connections: int, loop_name: str = "asyncio") -> Sender:
                         await transport.send_raw(envelope, message)
                         state["sent"] += 1
 
-                await asyncio.gather(*(worker() for _ in range(connections)))
+                await asyncio.gather(*(worker() for _ in range(tasks or connections)))
 
         cpu, start = time.process_time(), time.perf_counter()
         _run_async(loop_name, run())
@@ -431,6 +432,7 @@ SENDERS: dict[str, Sender] = {
     "smtpx async": smtpx_async(1),
     "smtpx async x8": smtpx_async(8),
     "smtpx async x8 uvloop": smtpx_async(8, "uvloop"),
+    "smtpx async x64 pool4": smtpx_async(4, tasks=64),
     "smtpx async many": smtpx_async_many(1),
     "smtpx async many x8 uvloop": smtpx_async_many(8, "uvloop"),
     "aiosmtplib x1": aiosmtplib_sender(1),
@@ -474,9 +476,35 @@ class RunningSink:
             raise RuntimeError(f"the sink did not start (it said {line!r})")
         _, self.host, port = line.split()
         self.port = int(port)
+        self.proxy: subprocess.Popen[str] | None = None
+
+    def delayed(self, delay: float) -> None:
+        """Put a proxy that delays each direction by ``delay`` seconds in front of it:
+        ``host``/``port`` become the proxy's."""
+        command = [sys.executable, str(Path(__file__).with_name("latency_proxy.py"))]
+        self.proxy = subprocess.Popen(
+            [*command, str(self.port), str(delay)], stdout=subprocess.PIPE, text=True
+        )
+        assert self.proxy.stdout is not None
+        ready, _, _ = select.select([self.proxy.stdout], [], [], SINK_TIMEOUT)
+        line = self.proxy.stdout.readline() if ready else ""
+        if not line.startswith("listening "):
+            self.kill()
+            raise RuntimeError(f"the latency proxy did not start (it said {line!r})")
+        _, self.host, port = line.split()
+        self.port = int(port)
+
+    def _stop_proxy(self) -> None:
+        if self.proxy is not None:
+            self.proxy.terminate()
+            self.proxy.wait(SINK_TIMEOUT)
+            assert self.proxy.stdout is not None
+            self.proxy.stdout.close()
+            self.proxy = None
 
     def stop(self) -> SinkReport:
         """SIGTERM, then its counts (a sink that does not exit in time is killed)."""
+        self._stop_proxy()
         self.process.send_signal(signal.SIGTERM)
         status, usage = wait_rusage(self.process, time.monotonic() + SINK_TIMEOUT)
         output = self.stdout.read()  # the sink has exited: no blocking
@@ -487,6 +515,7 @@ class RunningSink:
         return SinkReport(stats["messages"], stats["bytes"], usage.ru_utime + usage.ru_stime)
 
     def kill(self) -> None:
+        self._stop_proxy()
         if self.process.returncode is None:
             self.process.kill()
             wait_rusage(self.process, float("inf"))
@@ -494,7 +523,24 @@ class RunningSink:
 
 
 @contextmanager
-def sink_factory(kind: str) -> Iterator[Callable[[], RunningSink]]:
+def sink_factory(kind: str, delay: float = 0.0) -> Iterator[Callable[[], RunningSink]]:
+    """Yields a function that starts a fresh sink of ``kind`` (behind a proxy that
+    delays each direction by ``delay`` seconds, when it is not 0)."""
+    with _sinks(kind) as start:
+        if not delay:
+            yield start
+            return
+
+        def delayed() -> RunningSink:
+            sink = start()
+            sink.delayed(delay)
+            return sink
+
+        yield delayed
+
+
+@contextmanager
+def _sinks(kind: str) -> Iterator[Callable[[], RunningSink]]:
     """Yields a function that starts a fresh sink of ``kind`` (``"c"`` or ``"python"``)."""
     if kind == "python":
         env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
@@ -609,6 +655,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", default="smtplib", help="the row ratios refer to")
     parser.add_argument("--sink", choices=("c", "python"), default="c")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        help="delay each direction by this much (a proxy in front of the sink): a network",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.count < 1 or args.seconds <= 0:
         parser.error("--repeat and --count must be at least 1, --seconds positive")
@@ -618,7 +670,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown senders {unknown}; known: {list(SENDERS)}")
 
     rows: list[Row] = []
-    with sink_factory(args.sink) as start_sink:
+    with sink_factory(args.sink, args.delay_ms / 1000) as start_sink:
         for size in args.sizes:
             for name in names:
                 tries = [
@@ -642,7 +694,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{platform.python_implementation()} {platform.python_version()}, "
         f"{platform.machine()}, {os.cpu_count()} CPUs, {args.sink} sink, "
-        f"{args.count} messages or {args.seconds:g} s per row, best of {args.repeat}\n"
+        f"{args.count} messages or {args.seconds:g} s per row, best of {args.repeat}"
+        + (f", {args.delay_ms:g} ms each way" if args.delay_ms else "")
+        + "\n"
     )
     print(table(rows, args.baseline))
     if args.json:

@@ -261,6 +261,9 @@ class Session:
         self._out = _hot.CommandBuffer()
         #: Messages submitted and not yet collected, oldest first.
         self._window: deque[_Entry] = deque()
+        #: Outcomes collected so far: with :attr:`in_flight`, a message's place in the
+        #: order of this connection (``collected + in_flight`` when it is submitted).
+        self.collected = 0
         #: Queued for the next write, and the messages whose end of data is in it.
         self._unsent: list[bytes | memoryview] = []
         self._unsent_ends: list[_Entry] = []
@@ -507,6 +510,12 @@ class Session:
         return len(self._window)
 
     @property
+    def awaits_replies(self) -> bool:
+        """The oldest message in flight is waiting for replies from the server (its
+        outcome is not decided yet, and the connection is usable)."""
+        return self.state is State.READY and bool(self._window) and self._window[0].unread
+
+    @property
     def replies_waiting(self) -> bool:
         """Reply bytes are already buffered (collecting may need no read)."""
         return bool(self._parser.pending)
@@ -583,6 +592,7 @@ class Session:
             self._interrupted()
             raise
         self._window.popleft()
+        self.collected += 1
         outcome = entry.outcome
         if isinstance(outcome, BaseException):
             raise outcome
@@ -854,6 +864,12 @@ class Session:
                 entry.outcome = more
                 return
         result.rejected.update(deferred)
+
+    def abandon(self, error: SmtpError) -> None:
+        """The driver saw the connection fail outside a procedure (for example, no reply
+        came in time while it waited): every message in flight gets its outcome, as if
+        the failure had come while reading."""
+        self._abandon(error)
 
     def _abandon(self, error: SmtpError, *, closing: bool = False) -> None:
         """The connection failed (or closed with 421 when ``closing``): give every

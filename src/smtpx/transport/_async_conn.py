@@ -15,7 +15,7 @@ import contextlib
 import ssl
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smtpx.errors import NetworkError, SmtpError, SmtpTimeoutError, TlsError
@@ -33,7 +33,7 @@ class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
         self._chunks: deque[bytes] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
         self._drain: asyncio.Future[None] | None = None
         self._paused = False
         self.closed = False
@@ -68,8 +68,10 @@ class _Protocol(asyncio.Protocol):
             self._drain.set_result(None)
 
     def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
 
     # -- used by the driver
     @property
@@ -85,11 +87,7 @@ class _Protocol(asyncio.Protocol):
     async def read(self, deadline: float) -> bytes:
         """Everything received so far, waiting until the deadline for at least one byte;
         ``b""`` at end of stream."""
-        if not self._chunks and not self.closed:
-            loop = asyncio.get_running_loop()
-            self._waiter = loop.create_future()
-            await _until(self._waiter, deadline, loop)
-            self._waiter = None
+        await self.wait_data(deadline)
         if not self._chunks:
             return b""
         if len(self._chunks) == 1:
@@ -97,6 +95,19 @@ class _Protocol(asyncio.Protocol):
         data = b"".join(self._chunks)
         self._chunks.clear()
         return data
+
+    async def wait_data(self, deadline: float) -> None:
+        """Wait until something was received (or the stream ended), up to the deadline
+        (TimeoutError after it); reads nothing."""
+        if not self._chunks and not self.closed:
+            loop = asyncio.get_running_loop()
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await _until(waiter, deadline, loop)
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
 
     async def drain(self, timeout: float) -> None:
         """Wait while the transport's buffer is above its high-water mark; each wait for
@@ -138,6 +149,8 @@ class AsyncConnection:
     ) -> None:
         self.transport = transport
         self.protocol = protocol
+        #: The task finishing a procedure whose caller was cancelled (see :meth:`run`).
+        self.detached: asyncio.Future[Any] | None = None
         self.timeouts = timeouts
         self._ssl_context = ssl_context
         self._server_hostname = server_hostname
@@ -193,11 +206,19 @@ class AsyncConnection:
         )
 
     # ------------------------------------------------------------------ running procedures
-    async def run(self, procedure: Any) -> Any:
+    async def run(
+        self,
+        procedure: Any,
+        *,
+        detach: Callable[[], bool] | None = None,
+        resume: tuple[Any, BaseException | None] = (None, None),
+    ) -> Any:
         """Drive an engine procedure to its end; return its result. A cancellation closes
-        the connection (the engine marks its session broken)."""
-        send_value: Any = None
-        error: BaseException | None = None
+        the connection (the engine marks its session broken) — unless ``detach()`` says
+        otherwise when it comes: then the procedure is finished in a task of its own
+        (:attr:`detached`) and the cancellation goes on to the caller. ``resume`` is the
+        value (or error) to carry on with, for a procedure already started."""
+        send_value, error = resume
         while True:
             try:
                 op = procedure.throw(error) if error is not None else procedure.send(send_value)
@@ -221,9 +242,25 @@ class AsyncConnection:
             except SmtpError as exc:
                 error = exc
             except asyncio.CancelledError:
+                if detach is not None and isinstance(op, Read | Write) and detach():
+                    self.detached = asyncio.ensure_future(self._finish(procedure, op))
+                    raise
                 self.abort()
                 procedure.close()  # the engine's cleanup runs; its session is broken
                 raise
+
+    async def _finish(self, procedure: Any, interrupted: Read | Write) -> Any:
+        """Finish a detached procedure: the interrupted request first (a write was
+        queued whole before its wait for the buffer to drain: nothing to redo), then the
+        rest."""
+        value: Any = None
+        error: BaseException | None = None
+        try:
+            if isinstance(interrupted, Read):
+                value = await self._read(Read(interrupted.phase, new_reply=False))
+        except SmtpError as exc:
+            error = exc
+        return await self.run(procedure, resume=(value, error))
 
     async def _read(self, op: Read) -> bytes:
         loop = asyncio.get_running_loop()
@@ -289,6 +326,12 @@ class AsyncConnection:
         self.transport = transport
 
     # ------------------------------------------------------------------ liveness
+    async def wait_data(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` seconds; TimeoutError after) until the server sent
+        something or closed; reads nothing."""
+        loop = asyncio.get_running_loop()
+        await self.protocol.wait_data(loop.time() + timeout)
+
     def has_pending_data(self) -> bool:
         """True when the server sent something (or closed) while the connection idled."""
         return self.protocol.has_data or self.protocol.closed

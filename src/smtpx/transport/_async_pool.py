@@ -25,12 +25,14 @@ log = logging.getLogger("smtpx")
 class AsyncPooledConnection:
     """A driver connection, its engine session and the pool's record of it."""
 
-    __slots__ = ("conn", "record", "session")
+    __slots__ = ("conn", "lane", "record", "session")
 
     def __init__(self, conn: Any, session: Any, now: float) -> None:
         self.conn = conn
         self.session = session
         self.record = ConnectionRecord(created=now, last_used=now)
+        #: The sharing state of the transport's concurrent senders (see ``_lanes``).
+        self.lane: Any = None
 
     @property
     def usable(self) -> bool:
@@ -74,6 +76,14 @@ class AsyncPool:
         return (
             f"<AsyncPool active={self._open - len(self._idle)} idle={len(self._idle)} "
             f"waiting={len(self._waiters)} max_size={self.config.max_size}>"
+        )
+
+    def can_serve_now(self) -> bool:
+        """An acquire now would not wait: a connection is idle, or one may be opened."""
+        return (
+            not self._closed
+            and not self._waiters
+            and (bool(self._idle) or self._open < self.config.max_size)
         )
 
     @property

@@ -2,9 +2,11 @@
 
 The same engine, builders and pool policy as :class:`smtpx.SmtpTransport`; ``send``,
 ``send_raw`` and ``test_connection`` are coroutines. One transport is safe to share
-across any number of tasks: each message holds its connection for its whole
-transaction, so the commands of two messages never interleave on a connection.
-smtpx never installs an event loop policy; run it on asyncio or under ``uvloop.run()``.
+across any number of tasks. While the pool can give each sender a connection, it does;
+once it is at its cap, concurrent sends share connections with PIPELINING and
+CHUNKING, a window of transactions in flight on each (:mod:`._lanes`). Each message's
+commands are queued whole, so two messages never interleave on a connection. smtpx never
+installs an event loop policy; run it on asyncio or under ``uvloop.run()``.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from types import TracebackType
 from typing import Any
 
 from smtpx.config import Envelope
-from smtpx.errors import DeliveryUnknownError, InvalidInputError, NetworkError, SmtpError
-from smtpx.protocol.session import SendResult, Session
+from smtpx.errors import InvalidInputError, NetworkError, SmtpError
+from smtpx.protocol.session import SendResult, Session, Stream
 
 from ._async_conn import AsyncConnection
 from ._async_pool import AsyncPool, AsyncPooledConnection
 from ._bulk import LATER, Acquire, Emit, Fatal, Pull, Run, Source, bulk
+from ._lanes import Lanes
 from .builder import BuilderConstructors, TransportSettings, window_depth
 from .message_input import body_of, position, prepare_message, rewind
 from .policy import retryable
@@ -49,6 +52,13 @@ class AsyncSmtpTransport(BuilderConstructors):
         self._ssl_context = settings.ssl_context()
         self._pool = AsyncPool(self._open, settings.pool) if settings.pool is not None else None
         self._closed = False
+        self._lanes = Lanes(
+            self._acquire,
+            self._release,
+            self._pool.can_serve_now if self._pool is not None else lambda: True,
+            settings.window if settings.pipelining else 1,
+            settings.pool,
+        )
 
     def __repr__(self) -> str:
         s = self.settings
@@ -107,41 +117,22 @@ class AsyncSmtpTransport(BuilderConstructors):
     async def _send(self, envelope: Envelope, data: Any) -> SendResult:
         body = body_of(data, asynchronous=True)
         start = position(data)
+        # Messages in memory share connections with other concurrent sends, a window of
+        # transactions in flight on each; a streamed one takes a connection of its own
+        # (should its source fail, only its own connection is dropped).
+        shared = not isinstance(body, Stream)
         attempt = 0
         while True:
-            pooled: AsyncPooledConnection | None = None
+            if self._closed:
+                raise NetworkError("the transport is closed")
             try:
-                pooled = await self._acquire(fresh=attempt > 0)
-                procedure = pooled.session.send(envelope, body)
-                result: SendResult = await pooled.conn.run(procedure)
+                return await self._lanes.send(envelope, body, fresh=attempt > 0, shared=shared)
             except SmtpError as exc:
-                if pooled is not None:
-                    await self._release(pooled)
                 if retryable(exc, attempt=attempt) and rewind(body, data, start):
                     log.info("retrying on a fresh connection after: %s", exc)
                     attempt += 1
                     continue
                 raise
-            except asyncio.CancelledError as exc:
-                if pooled is None:
-                    raise
-                pooled.session.broken()
-                in_doubt = pooled.session.last_in_doubt
-                await self._release(pooled)
-                if in_doubt:
-                    raise DeliveryUnknownError(
-                        "the send was cancelled after the end of the message data was "
-                        "sent: the message may or may not have been delivered"
-                    ) from exc
-                raise
-            except BaseException:
-                if pooled is not None:
-                    pooled.session.broken()
-                    await self._release(pooled)
-                raise
-            pooled.record.messages += 1
-            await self._release(pooled)
-            return result
 
     async def send_many(
         self,
