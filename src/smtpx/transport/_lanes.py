@@ -1,12 +1,15 @@
 """Concurrent ``send()`` calls of one :class:`~smtpx.AsyncSmtpTransport` sharing pooled
 connections: a window of transactions in flight on each.
 
-A *lane* is a pooled connection in use. A sender joins a lane that has room (PIPELINING
-on, fewer than ``window`` senders, the connection neither broken nor spent); otherwise it
-takes a connection from the pool, or, when the pool is at its cap, waits in line for a
-place on a lane. On a lane, one engine procedure runs at a time (the lane's lock): a
-sender *submits* its transaction, which leaves behind those already in flight, then
-*collects* outcomes in order until its own is in, handing the others theirs.
+A *lane* is a pooled connection in use. While the pool can give a sender a connection
+at once, it takes one (servers work on connections in parallel) and, alone on it, runs
+its whole transaction as one procedure. Once the pool is at its cap, a sender joins a
+lane that has room (PIPELINING and CHUNKING, fewer than ``window`` senders, the
+connection neither broken nor spent), or waits in line for a place. On a lane, one
+engine procedure runs at a time (the lane's lock): a sender *submits* its transaction,
+which leaves behind those already in flight, waits for replies without the lock (others
+submit meanwhile), then *collects* outcomes in order until its own is in, handing the
+others theirs.
 
 A sender cancelled in the middle of a procedure with others on the lane does not cut
 the connection under them: the driver finishes the procedure in the background, holding
@@ -152,10 +155,9 @@ class _Lane:
 
 
 class _Request:
-    __slots__ = ("cancelled", "started", "submitted")
+    __slots__ = ("started", "submitted")
 
     def __init__(self) -> None:
-        self.cancelled = False  # its sender gave up
         self.started = False  # its transaction began (it may reach the server)
         self.submitted = False  # its transaction was written whole
 
@@ -180,10 +182,6 @@ class Lanes:
         self._lanes: list[_Lane] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._opening = 0  # connections being acquired for shareable lanes
-
-    @property
-    def in_use(self) -> int:
-        return len(self._lanes)
 
     def send(self, envelope: Any, body: Any, *, fresh: bool, shared: bool) -> Awaitable[SendResult]:
         """One transaction on a lane (a fresh connection with ``fresh``; never shared
