@@ -390,7 +390,7 @@ class Lanes:
                 # Alone on the connection: the whole transaction in one procedure, as on
                 # a connection of one's own (whoever joins meanwhile waits for the lock).
                 request.started = True
-                outcome = await lane.run(_alone(session, envelope, body), shared=shared)
+                outcome = await lane.run(_whole(session, envelope, body), shared=shared)
                 if isinstance(outcome, BaseException):
                     raise outcome
                 lane.pooled.record.messages += 1
@@ -470,7 +470,7 @@ class Lanes:
                 lane.lock.release()
 
 
-def _alone(session: Any, envelope: Any, body: Any) -> Generator[Any, Any, Any]:
+def _whole(session: Any, envelope: Any, body: Any) -> Generator[Any, Any, Any]:
     """``session.send``, its refusal returned rather than raised (the lane's order moves
     on either way)."""
     try:
