@@ -299,14 +299,16 @@ def _bounded(item: Any, count: int, deadline: float) -> Iterator[Any]:
         yield item
 
 
-def smtpx_sync_many(window: int) -> Sender:
-    """smtpx's SmtpTransport.send_many: one connection, ``window`` transactions in flight."""
+def smtpx_sync_many(window: int | None = None) -> Sender:
+    """smtpx's SmtpTransport.send_many: one connection, ``window`` transactions in flight
+    (by default, the transport's own default)."""
 
     def send(host: str, port: int, size: int, count: int, deadline: float) -> SenderResult:
         import smtpx
 
         item = (smtpx.Envelope(SENDER, [RECIPIENT]), make_message(size))
-        settings = _smtpx_builder(host, port, 1).pipeline_window(window).settings
+        builder = _smtpx_builder(host, port, 1)
+        settings = (builder if window is None else builder.pipeline_window(window)).settings
         sent = 0
         cpu, start = time.process_time(), time.perf_counter()
         with smtpx.SmtpTransport(settings) as transport:
@@ -427,7 +429,7 @@ SENDERS: dict[str, Sender] = {
     "raw-pipelined": send_raw_pipelined,
     "smtpx sync": smtpx_sync(1),
     "smtpx sync x8": smtpx_sync(8),
-    "smtpx sync many": smtpx_sync_many(4),
+    "smtpx sync many": smtpx_sync_many(),
     "smtpx sync many w16": smtpx_sync_many(16),
     "smtpx async": smtpx_async(1),
     "smtpx async x8": smtpx_async(8),
