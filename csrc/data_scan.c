@@ -148,6 +148,62 @@ size_t smtpx_data_measure(const unsigned char *src, size_t n, int dot_stuff,
     return n + plus - minus;
 }
 
+/* ------------------------------------------------------------------ scanning
+ * A body is in wire form when, at every index i > 0, src[i] is an LF exactly when
+ * src[i - 1] is a CR, src[0] is no LF, the last octet is an LF, and no octet is NUL. */
+
+int smtpx_data_scan(const unsigned char *src, size_t n) {
+    unsigned char high = 0; /* the OR of every octet: its top bit is SMTPX_SCAN_8BIT */
+    int bad;
+    size_t i = 1;
+    if (n == 0) {
+        return 0;
+    }
+    bad = src[0] == '\n' || src[0] == 0 || src[n - 1] != '\n';
+    high = src[0];
+#if defined(SMTPX_SSE2) || defined(SMTPX_NEON)
+    {
+#if defined(SMTPX_SSE2)
+        const __m128i cr = _mm_set1_epi8('\r');
+        const __m128i lf = _mm_set1_epi8('\n');
+        const __m128i zero = _mm_setzero_si128();
+        __m128i wrong = zero; /* lanes where a rule was broken: 0xFF */
+        __m128i all = zero;   /* the OR of every octet, per lane */
+        for (; i + 16 <= n; i += 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(src + i));
+            __m128i p = _mm_loadu_si128((const __m128i *)(src + i - 1));
+            __m128i pair = _mm_xor_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(p, cr));
+            wrong = _mm_or_si128(wrong, _mm_or_si128(pair, _mm_cmpeq_epi8(v, zero)));
+            all = _mm_or_si128(all, v);
+        }
+        bad |= _mm_movemask_epi8(wrong) != 0;
+        high |= _mm_movemask_epi8(all) ? 0x80 : 0;
+#else
+        const uint8x16_t cr = vdupq_n_u8('\r');
+        const uint8x16_t lf = vdupq_n_u8('\n');
+        const uint8x16_t zero = vdupq_n_u8(0);
+        uint8x16_t wrong = zero;
+        uint8x16_t all = zero;
+        for (; i + 16 <= n; i += 16) {
+            uint8x16_t v = vld1q_u8(src + i);
+            uint8x16_t p = vld1q_u8(src + i - 1);
+            uint8x16_t pair = veorq_u8(vceqq_u8(v, lf), vceqq_u8(p, cr));
+            wrong = vorrq_u8(wrong, vorrq_u8(pair, vceqq_u8(v, zero)));
+            all = vorrq_u8(all, v);
+        }
+        bad |= vmaxvq_u8(wrong) != 0;
+        high |= vmaxvq_u8(all) & 0x80;
+#endif
+    }
+#endif
+    for (; i < n; i++) {
+        unsigned char c = src[i];
+        bad |= (c == '\n') != (src[i - 1] == '\r') || c == 0;
+        high |= c;
+    }
+    return (high & 0x80 ? SMTPX_SCAN_8BIT : 0) | (bad ? SMTPX_SCAN_ENCODE : 0);
+}
+
 /* ------------------------------------------------------------------ encoding */
 
 /* Copy src[0..n) to dst up to the first CR, LF or `stop`, and return its index (n when

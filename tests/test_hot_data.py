@@ -620,3 +620,121 @@ def test_twins_agree_on_one_shot_and_bad_input(data: object, options: dict[str, 
     assert outcome(pure.encode_data, data, **options) == outcome(
         compiled.encode_data, data, **options
     )
+
+
+# ---------------------------------------------------------------- scan_body
+def scan_reference(data: bytes) -> int:
+    """What ``scan_body`` must return, from its definition: 8-bit when an octet is above
+    127; needs encoding unless ``encode_data(dot_stuff=False)`` gives the octets back."""
+    flags = 0 if all(octet < 128 for octet in data) else 1
+    if outcome(reference, data, dot_stuff=False) != data:
+        flags |= 2
+    return flags
+
+
+@pytest.mark.parametrize(
+    ("data", "flags"),
+    [
+        (b"", 0),
+        (b"\r\n", 0),
+        (b"a\r\n", 0),
+        (b"a\r\nb\r\n\r\n", 0),
+        (b"caf\xc3\xa9\r\n", 1),
+        (b"a", 2),  # no line end at the end
+        (b"\n", 2),  # a bare LF, even the first octet
+        (b"\r", 2),
+        (b"a\r", 2),
+        (b"a\n", 2),
+        (b"a\r\r\n", 2),
+        (b"a\n\r\n", 2),
+        (b"a\r\nb\n\r\n", 2),
+        (b"a\x00\r\n", 2),  # a NUL is refused by encode_data
+        (b"\x00\r\n", 2),
+        (b"\xff", 3),
+        (b"\xff\n", 3),
+        (b".\r\n", 0),  # BDAT: dots are plain octets
+    ],
+)
+def test_scan_body_golden(data_mod: ModuleType, data: bytes, flags: int) -> None:
+    assert data_mod.scan_body(data) == flags
+    assert scan_reference(data) == flags
+
+
+def test_scan_body_flag_values(data_mod: ModuleType) -> None:
+    assert (data_mod.BODY_8BIT, data_mod.BODY_NEEDS_ENCODING) == (1, 2)
+
+
+def test_scan_body_finds_a_fault_at_every_offset(data_mod: ModuleType) -> None:
+    # Each fault at each offset of bodies around the 16-octet blocks of the SIMD loop.
+    for size in range(2, 70):
+        clean = bytearray((b"abcdefghijklmno\r\n" * 5)[: size - 2] + b"\r\n")
+        if b"\r\r" in clean or clean[:-2].endswith(b"\r"):
+            clean[size - 3] = ord("z")  # keep the clean body clean where a cut split a CRLF
+        clean_flags = data_mod.scan_body(bytes(clean))
+        assert clean_flags == scan_reference(bytes(clean)) == 0, clean
+        for offset in range(size):
+            for octet in (0x0D, 0x0A, 0x00, 0x80, 0xFF, ord(".")):
+                body = bytearray(clean)
+                body[offset] = octet
+                expected = scan_reference(bytes(body))
+                assert data_mod.scan_body(body) == expected, (size, offset, octet)
+
+
+def test_scan_body_large_bodies(data_mod: ModuleType) -> None:
+    # Past the size where the compiled twin releases the GIL.
+    body = b"The quick brown fox jumps over the lazy dog.\r\n" * 10_000
+    assert data_mod.scan_body(body) == 0
+    assert data_mod.scan_body(body[:-1]) == 2
+    assert data_mod.scan_body(body[:200_001] + b"\n" + body) == 2
+    assert data_mod.scan_body(body[:300_001] + b"\x80" + body[300_001:]) == 1
+    assert data_mod.scan_body(memoryview(body)[46:]) == 0
+
+
+def test_scan_body_takes_every_bytes_like_input(data_mod: ModuleType) -> None:
+    raw = b"a\r\n\xe9\r\n"
+    inputs: list[Any] = [
+        raw,
+        bytearray(raw),
+        memoryview(raw),
+        memoryview(raw).cast("c"),
+        memoryview(b"xx" + raw + b"yy")[2:-2],
+        array.array("B", raw),
+    ]
+    for data in inputs:
+        assert data_mod.scan_body(data) == 1, data
+    for data in (bytearray(), memoryview(b""), memoryview(b"abcd")[::2][0:0]):
+        assert data_mod.scan_body(data) == 0
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("text\r\n", "message data must be a bytes-like object, not str"),
+        (None, "message data must be a bytes-like object, not NoneType"),
+        (array.array("H", [1, 2]), NOT_OCTETS),
+        (memoryview(b"abcdef")[::2], NOT_OCTETS),
+    ],
+)
+def test_scan_body_refuses_other_inputs(data_mod: ModuleType, data: object, message: str) -> None:
+    with pytest.raises(TypeError, match=f"^{re.escape(message)}$"):
+        data_mod.scan_body(data)
+
+
+BODY_OCTETS = st.lists(st.sampled_from([b"a", b".", b"\r", b"\n", b"\r\n", b"\x00", b"\xc3"]))
+
+
+@with_twin
+@given(data=BODY_OCTETS.map(b"".join) | MESSAGES, kind=KINDS)
+def test_scan_body_matches_its_definition(data_mod: ModuleType, data: bytes, kind: Any) -> None:
+    flags = data_mod.scan_body(kind(data))
+    assert flags == scan_reference(data)
+    # What a sender relies on: no BODY_NEEDS_ENCODING means encode_data is the identity.
+    if not flags & data_mod.BODY_NEEDS_ENCODING:
+        assert data_mod.encode_data(data, dot_stuff=False) == data
+
+
+@differential
+@given(data=st.one_of(BODY_OCTETS.map(b"".join), MESSAGES, st.text(max_size=4), st.none()))
+def test_twins_agree_on_scan_body(data: object) -> None:
+    pure, compiled = both("_data")
+    assert outcome(pure.scan_body, data) == outcome(compiled.scan_body, data)

@@ -21,6 +21,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 __all__ = [
+    "BODY_8BIT",
+    "BODY_NEEDS_ENCODING",
     "EXTENSION_PATHS",
     "IMPLEMENTATION",
     "MODULES",
@@ -38,12 +40,13 @@ __all__ = [
     "sasl_login",
     "sasl_plain",
     "sasl_xoauth2",
+    "scan_body",
 ]
 
 #: The hot paths, by base name, with the public names each one provides.
 MODULES: dict[str, tuple[str, ...]] = {
     "_reply": ("Response", "ReplyParser"),
-    "_data": ("DataEncoder", "encode_data"),
+    "_data": ("DataEncoder", "encode_data", "scan_body", "BODY_8BIT", "BODY_NEEDS_ENCODING"),
     "_base64": ("b64encode", "b64decode", "b64encode_mime"),
     "_sasl": ("sasl_plain", "sasl_login", "sasl_xoauth2", "sasl_cram_md5"),
     "_writer": ("CommandBuffer",),
@@ -89,7 +92,13 @@ EXTENSION_PATHS: tuple[str, ...] = (
 
 if TYPE_CHECKING:
     from ._base64_py import b64decode, b64encode, b64encode_mime
-    from ._data_py import DataEncoder, encode_data
+    from ._data_py import (
+        BODY_8BIT,
+        BODY_NEEDS_ENCODING,
+        DataEncoder,
+        encode_data,
+        scan_body,
+    )
     from ._qp_py import qp_encode
     from ._reply_py import ReplyParser, Response
     from ._sasl_py import sasl_cram_md5, sasl_login, sasl_plain, sasl_xoauth2

@@ -9,7 +9,12 @@ cannot be encoded. Input: any C-contiguous buffer of 1-byte items (``TypeError``
 otherwise, ``str`` included).
 """
 
-__all__ = ["DataEncoder", "encode_data"]
+__all__ = ["BODY_8BIT", "BODY_NEEDS_ENCODING", "DataEncoder", "encode_data", "scan_body"]
+
+#: :func:`scan_body` flag: the body has an octet above 127.
+BODY_8BIT: int
+#: :func:`scan_body` flag: the body is not its own encoding for BDAT.
+BODY_NEEDS_ENCODING: int
 
 class DataEncoder:
     """Encode message data for the wire, chunk by chunk.
@@ -54,3 +59,9 @@ def encode_data(
 ) -> bytes:
     """Encode data already in memory in one go: ``encode(data) + finish()`` of a new
     :class:`DataEncoder` with these options."""
+
+def scan_body(data: bytes | bytearray | memoryview) -> int:
+    """The flags of a whole body: ``BODY_8BIT`` when an octet is above 127,
+    ``BODY_NEEDS_ENCODING`` unless ``encode_data(data, dot_stuff=False)`` would give back
+    the same octets (no NUL, every CR followed by an LF, every LF after a CR, a CRLF at
+    the end, or no octet at all). Input as for :func:`encode_data`."""

@@ -27,7 +27,10 @@ from libc.string cimport memchr, memcpy
 
 from smtpx.errors import InvalidInputError
 
-__all__ = ["DataEncoder", "encode_data"]
+__all__ = ["BODY_8BIT", "BODY_NEEDS_ENCODING", "DataEncoder", "encode_data", "scan_body"]
+
+BODY_8BIT = 1
+BODY_NEEDS_ENCODING = 2
 
 
 cdef extern from "data_scan.h" nogil:
@@ -50,6 +53,10 @@ cdef extern from "data_scan.h" nogil:
     size_t smtpx_data_measure(
         const unsigned char *src, size_t n, int dot_stuff, const smtpx_data_state *st
     )
+    enum:
+        SMTPX_SCAN_8BIT
+        SMTPX_SCAN_ENCODE
+    int smtpx_data_scan(const unsigned char *src, size_t n)
     smtpx_data_status smtpx_data_encode(
         const unsigned char *src,
         size_t n,
@@ -274,3 +281,33 @@ def encode_data(data, *, bint dot_stuff=True, bint allow_nul=False, object max_l
         ):
             return data
     return encoder._encode(data, True)
+
+
+def scan_body(data):
+    """The ``BODY_8BIT`` and ``BODY_NEEDS_ENCODING`` flags of a whole body, in one pass
+    of :c:func:`smtpx_data_scan` (with the GIL released for a large body)."""
+    cdef Py_buffer view
+    cdef bint exported = False
+    cdef const unsigned char *src
+    cdef size_t n
+    cdef int flags
+    if PyBytes_CheckExact(data):
+        src = <const unsigned char *>PyBytes_AS_STRING(data)
+        n = <size_t>PyBytes_GET_SIZE(data)
+    else:
+        _get_buffer(data, &view)
+        exported = True
+        src = <const unsigned char *>view.buf
+        n = <size_t>view.len
+    try:
+        if n < _NOGIL_MIN:
+            flags = smtpx_data_scan(src, n)
+        else:
+            with nogil:
+                flags = smtpx_data_scan(src, n)
+    finally:
+        if exported:
+            PyBuffer_Release(&view)
+    return (BODY_8BIT if flags & SMTPX_SCAN_8BIT else 0) | (
+        BODY_NEEDS_ENCODING if flags & SMTPX_SCAN_ENCODE else 0
+    )

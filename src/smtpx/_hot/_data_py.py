@@ -42,6 +42,13 @@ Refused data (``smtpx.errors.InvalidInputError``)
     encoder is left as it was before the call.
 
 An encoder serves one stream from one thread at a time.
+
+Scanning a whole body (:func:`scan_body`)
+    One pass over a body held in memory gives what a sender decides before it encodes:
+    ``BODY_8BIT`` when an octet is above 127, and ``BODY_NEEDS_ENCODING`` unless the body
+    is already in wire form for BDAT, that is, unless ``encode_data(body,
+    dot_stuff=False)`` would give back the very same octets: no NUL, every CR followed by
+    an LF, every LF after a CR, and a CRLF at the end (or no octet at all).
 """
 
 from __future__ import annotations
@@ -50,7 +57,12 @@ import re
 
 from smtpx.errors import InvalidInputError
 
-__all__ = ["DataEncoder", "encode_data"]
+__all__ = ["BODY_8BIT", "BODY_NEEDS_ENCODING", "DataEncoder", "encode_data", "scan_body"]
+
+#: :func:`scan_body` flag: the body has an octet above 127.
+BODY_8BIT = 1
+#: :func:`scan_body` flag: the body is not its own encoding for BDAT.
+BODY_NEEDS_ENCODING = 2
 
 _CR = 0x0D
 _LF = 0x0A
@@ -250,3 +262,20 @@ def encode_data(
     :class:`DataEncoder` with these options."""
     encoder = DataEncoder(dot_stuff=dot_stuff, allow_nul=allow_nul, max_line=max_line)
     return encoder.encode(data) + encoder.finish()
+
+
+def scan_body(data: bytes | bytearray | memoryview) -> int:
+    """The ``BODY_8BIT`` and ``BODY_NEEDS_ENCODING`` flags of a whole body (see the module
+    docstring), from any C-contiguous buffer of 1-byte items (``TypeError`` otherwise)."""
+    octets = _octets(data)
+    flags = 0 if octets.isascii() else BODY_8BIT
+    # Every CR is followed by an LF and every LF follows a CR exactly when there are as
+    # many CRLF pairs as CRs and as LFs.
+    pairs = octets.count(b"\r\n")
+    if octets and not (
+        octets.endswith(b"\r\n")
+        and octets.count(b"\r") == pairs == octets.count(b"\n")
+        and b"\0" not in octets
+    ):
+        flags |= BODY_NEEDS_ENCODING
+    return flags
