@@ -267,9 +267,9 @@ smtpx_data_status smtpx_data_encode(const unsigned char *src, size_t n, unsigned
     size_t o = 0;
     size_t line_begin = 0;      /* where the line in progress began in dst */
     uint64_t carried = s.line;  /* its octets from earlier chunks */
-    if (s.pending_cr) {
+    if (s.pending_cr && n > 0) { /* an empty chunk changes nothing */
         s.pending_cr = 0;
-        if (n > 0 && src[0] == '\n') {
+        if (src[0] == '\n') {
             i = 1;
         }
     }
