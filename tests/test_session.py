@@ -526,6 +526,65 @@ def test_bdat_parts_split_inside_a_line_end_are_encoded_together() -> None:
     assert d.writes[0].endswith(b"BDAT 6 LAST\r\na\r\nb\r\n")
 
 
+class ChunkDriver(Driver):
+    """A driver that also keeps the chunk objects of every write, to see what was copied
+    (a large body goes by reference, as a memoryview of it)."""
+
+    def __init__(self, replies: Iterable[bytes | Failure]) -> None:
+        super().__init__(replies)
+        self.chunks: list[Any] = []
+
+    def run(self, procedure: Any) -> Any:
+        def spy() -> Any:
+            value: Any = None
+            while True:
+                try:
+                    op = procedure.send(value)
+                except StopIteration as stop:
+                    return stop.value
+                if isinstance(op, Write):
+                    self.chunks.extend(op.chunks)
+                value = yield op
+
+        return super().run(spy())
+
+
+EHLO_BDAT = b"250-mx.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n"
+
+
+@pytest.mark.parametrize("eight_bit", [False, True])
+def test_bdat_sends_a_body_in_wire_form_as_it_is(eight_bit: bool) -> None:
+    s, _ = opened(EHLO_BDAT)
+    d = ChunkDriver([b"250 ok\r\n250 ok\r\n250 ok\r\n"])
+    body = (b"caf\xc3\xa9\r\n" if eight_bit else b"plain\r\n") * 100_000
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), body))
+    assert any(getattr(chunk, "obj", None) is body for chunk in d.chunks)  # not copied
+    mail = b"MAIL FROM:<a@x.test>" + (b" BODY=8BITMIME\r\n" if eight_bit else b"\r\n")
+    assert d.sent == mail + b"RCPT TO:<b@x.test>\r\n" + f"BDAT {len(body)} LAST\r\n".encode() + body
+
+
+def test_bdat_sends_wire_form_parts_as_they_are_and_encodes_the_others() -> None:
+    s, _ = opened(EHLO_BDAT)
+    d = ChunkDriver([b"250 ok\r\n250 ok\r\n250 ok\r\n"])
+    shared = b"an attachment\r\n" * 100_000
+    bare = b"bare\nline\n" * 100_000
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), [b"head\r\n", shared, bare]))
+    kept = [getattr(chunk, "obj", None) for chunk in d.chunks]
+    assert any(obj is shared for obj in kept)
+    assert not any(obj is bare for obj in kept)
+    size = 6 + len(shared) + len(bare) + 200_000
+    assert d.sent.endswith(
+        f"BDAT {size} LAST\r\n".encode() + b"head\r\n" + shared + b"bare\r\nline\r\n" * 100_000
+    )
+
+
+def test_data_still_stuffs_a_body_in_wire_form() -> None:
+    s, d = opened(EHLO_PIPE)
+    d.replies = [b"250 ok\r\n250 ok\r\n354 go\r\n", b"250 queued\r\n"]
+    d.run(s.send(Envelope("a@x.test", ["b@x.test"]), b".dot\r\n"))
+    assert d.sent.endswith(b"DATA\r\n..dot\r\n.\r\n")
+
+
 # ---------------------------------------------------------------- windows (several in flight)
 EHLO_CHUNK = b"250-mx.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n"
 OK3 = b"250 ok\r\n250 ok\r\n250 ok\r\n"

@@ -133,20 +133,22 @@ class _Plan:
 Body = bytes | bytearray | memoryview | list[bytes | bytearray | memoryview] | Stream
 
 
-def _is_ascii(part: bytes | bytearray | memoryview) -> bool:
-    return part.isascii() if not isinstance(part, memoryview) else bytes(part).isascii()
-
-
-def _encode_parts(parts: list[Any], *, dot_stuff: bool) -> list[bytes]:
-    """The encoded body of a message held in memory as ``parts``.
+def _encode_parts(parts: list[Any], flags: list[int], *, dot_stuff: bool) -> list[bytes]:
+    """The encoded body of a message held in memory as ``parts`` (``flags``: what
+    ``scan_body`` found in each).
 
     For BDAT (no dot-stuffing), parts that each end with a line end encode on their own
-    exactly as they would together, so each goes through ``encode_data``, which gives a
-    canonical part back without copying it (attachments shared by many messages stay
-    shared). Otherwise the parts are encoded as one stream.
+    exactly as they would together, so each is encoded alone, and a ``bytes`` part
+    already in wire form is sent as it is, without a copy (attachments shared by many
+    messages stay shared). Otherwise the parts are encoded as one stream.
     """
     if not dot_stuff and all(len(p) and p[-1:] == b"\n" for p in parts):
-        return [_hot.encode_data(p, dot_stuff=False) for p in parts]
+        return [
+            p
+            if type(p) is bytes and not f & _hot.BODY_NEEDS_ENCODING
+            else _hot.encode_data(p, dot_stuff=False)
+            for p, f in zip(parts, flags, strict=True)
+        ]
     if len(parts) == 1:
         return [_hot.encode_data(parts[0], dot_stuff=dot_stuff)]
     encoder = _hot.DataEncoder(dot_stuff=dot_stuff)
@@ -629,15 +631,22 @@ class Session:
                 mail_kw["body"] = "8BITMIME"  # unknown until read: declare what may come
             payload = body
         elif type(body) is bytes:  # the common case, without the general machinery
-            mail_kw = self._mail_params(envelope, utf8, len(body), body.isascii())
+            # One pass finds both what MAIL declares and whether BDAT can send the body
+            # as it is (then it is not even copied).
+            found = _hot.scan_body(body)
+            mail_kw = self._mail_params(envelope, utf8, len(body), not found & _hot.BODY_8BIT)
             chunked = pipelined and caps.chunking
-            payload = [_hot.encode_data(body, dot_stuff=not chunked)]
+            if chunked and not found & _hot.BODY_NEEDS_ENCODING:
+                payload = [body]
+            else:
+                payload = [_hot.encode_data(body, dot_stuff=not chunked)]
         else:
             parts = body if isinstance(body, list) else [body]
-            ascii_only = all(_is_ascii(part) for part in parts)
+            flags = [_hot.scan_body(part) for part in parts]
+            ascii_only = not any(f & _hot.BODY_8BIT for f in flags)
             mail_kw = self._mail_params(envelope, utf8, sum(map(len, parts)), ascii_only)
             chunked = pipelined and caps.chunking
-            payload = _encode_parts(parts, dot_stuff=not chunked)
+            payload = _encode_parts(parts, flags, dot_stuff=not chunked)
         sender, rcpts = envelope.sender or "", list(envelope.recipients)
         if utf8 and not caps.smtputf8:
             if getattr(envelope, "smtputf8", False):
@@ -938,7 +947,7 @@ class Session:
                     break
                 if not isinstance(chunk, bytes | bytearray | memoryview):
                     raise TypeError(f"the body iterator yielded {type(chunk).__name__}, not bytes")
-            if stream.check_8bit and not bytes(chunk).isascii():
+            if stream.check_8bit and _hot.scan_body(chunk) & _hot.BODY_8BIT:
                 self.broken()  # abandon the DATA: without its end the server drops it
                 raise InvalidInputError(
                     "the message holds 8-bit data but the server does not offer 8BITMIME; "
