@@ -6,14 +6,19 @@ when to let a connection go) and does no I/O: it is a generator of requests that
 transport's ``send_many`` carries out, the way the engine's procedures are driven
 (:mod:`smtpx.protocol.ops`):
 
-- :class:`Pull`: the next ``(index, message)`` of the caller's iterable, None at its end,
-  or :data:`LATER` (not now: the caller's side is behind; collect first);
+- :class:`Pull`: a list of up to ``most`` next ``(index, message)`` pairs of the caller's
+  iterable (at least one), None at its end, or :data:`LATER` (not now: the caller's side
+  is behind; collect first);
 - :class:`Acquire`: a connection from the pool (errors are thrown back in);
 - :class:`Run`: drive an engine procedure on the connection, return its result (errors
   are thrown back in);
 - :class:`Release`: give the connection back;
-- :class:`Emit`: one message's outcome, a :class:`~smtpx.protocol.session.SendResult` or
-  an :class:`~smtpx.errors.SmtpError`, in the order of the messages.
+- :class:`Emit`: ``(index, outcome)`` pairs, in the order of the messages; an outcome is
+  a :class:`~smtpx.protocol.session.SendResult` or an :class:`~smtpx.errors.SmtpError`.
+
+Messages are pulled and outcomes emitted a window at a time, not one by one: per message,
+the round trips through the generator would cost as much as a good part of the engine's
+own work.
 
 A message whose send failed before the end of its data (the connection failed, stalled
 or was closed with 421) is tried once more on a fresh connection, as ``send`` does
@@ -55,6 +60,8 @@ LATER: Final = object()
 class Pull:
     #: Nothing of this sender is in flight or waiting to be emitted (so blocking is safe).
     idle: bool
+    #: How many messages at most (at least 1).
+    most: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +82,7 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class Emit:
-    index: int
-    outcome: Any
+    outcomes: list[tuple[int, Any]]
 
 
 Request: TypeAlias = Pull | Acquire | Run | Release | Emit
@@ -102,19 +108,22 @@ class Source:
         self.count = 0
         self.done = False
 
-    def pull(self) -> tuple[int, Any] | None:
-        if self.done:
-            return None
-        try:
-            message: Any = next(self._messages)
-        except StopIteration:
-            self.done = True
-            return None
-        except Exception as exc:  # raised in its turn, after the earlier outcomes
-            self.done = True
-            message = Fatal(exc)
-        self.count += 1
-        return self.count - 1, message
+    def pull(self, most: int) -> list[tuple[int, Any]] | None:
+        """Up to ``most`` next messages, numbered; None when there are no more."""
+        got: list[tuple[int, Any]] = []
+        messages = self._messages
+        while not self.done and len(got) < most:
+            try:
+                message: Any = next(messages)
+            except StopIteration:
+                self.done = True
+                break
+            except Exception as exc:  # raised in its turn, after the earlier outcomes
+                self.done = True
+                message = Fatal(exc)
+            got.append((self.count, message))
+            self.count += 1
+        return got or None
 
 
 class _Item:
@@ -163,25 +172,29 @@ def bulk(
     exhausted = False
     pooled: Any = None
     while True:
-        while line and line[0].outcome is not None:
-            item = line.popleft()
-            yield Emit(item.index, item.outcome)
+        if line and line[0].outcome is not None:
+            done = []
+            while line and line[0].outcome is not None:
+                item = line.popleft()
+                done.append((item.index, item.outcome))
+            yield Emit(done)
         later = False
         while not exhausted and len(sent) + len(todo) < depth:
-            got = yield Pull(idle=not line)
+            got = yield Pull(not line, depth - len(sent) - len(todo))
             if got is LATER:
                 later = True
                 break
             if got is None:
                 exhausted = True
                 break
-            index, message = got
-            item = _Item(index, message, asynchronous)
-            line.append(item)
-            if item.outcome is None:
-                todo.append(item)
-            elif isinstance(item.outcome, Fatal):
-                exhausted = True  # nothing after it is sent
+            for index, message in got:
+                item = _Item(index, message, asynchronous)
+                line.append(item)
+                if item.outcome is None:
+                    todo.append(item)
+                elif isinstance(item.outcome, Fatal):
+                    exhausted = True  # nothing after it is sent
+                    break
         if not line:
             if exhausted:
                 if pooled is not None:

@@ -168,9 +168,10 @@ class AsyncSmtpTransport(BuilderConstructors):
         ahead = 2 * workers * depth
         changed = asyncio.Event()
 
-        def pull(idle: bool) -> Any:
-            if source.done or source.count - cursor < ahead:
-                return source.pull()
+        def pull(idle: bool, most: int) -> Any:
+            room = ahead - (source.count - cursor)
+            if source.done or room > 0:
+                return source.pull(min(most, max(room, 1)))
             return _WAIT if idle else LATER
 
         async def sender() -> None:
@@ -189,13 +190,13 @@ class AsyncSmtpTransport(BuilderConstructors):
                         if isinstance(request, Run):
                             value = await request.pooled.conn.run(request.procedure)
                         elif isinstance(request, Pull):
-                            value = pull(request.idle)
+                            value = pull(request.idle, request.most)
                             while value is _WAIT:
                                 changed.clear()
                                 await changed.wait()
-                                value = pull(request.idle)
+                                value = pull(request.idle, request.most)
                         elif isinstance(request, Emit):
-                            outcomes[request.index] = request.outcome
+                            outcomes.update(request.outcomes)
                             changed.set()
                         elif isinstance(request, Acquire):
                             held = value = await self._acquire(fresh=request.fresh)

@@ -151,11 +151,12 @@ class SmtpTransport(BuilderConstructors):
                     if isinstance(request, Run):
                         value = request.pooled.conn.run(request.procedure)
                     elif isinstance(request, Pull):
-                        value = source.pull()
+                        value = source.pull(request.most)
                     elif isinstance(request, Emit):
-                        if isinstance(request.outcome, Fatal):
-                            raise request.outcome.error
-                        yield request.outcome
+                        for _, outcome in request.outcomes:
+                            if isinstance(outcome, Fatal):
+                                raise outcome.error
+                            yield outcome
                     elif isinstance(request, Acquire):
                         held = value = self._acquire(fresh=request.fresh)
                     else:
