@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smtpx import errors
@@ -803,27 +803,41 @@ REPLIES = {
 }
 
 
+FATES = ["ok", "multi", "rcpt-refused", "final-refused", "two-rcpts", "closing"]
+
+
 @given(
-    fates=st.lists(st.sampled_from(["ok", "multi", "rcpt-refused", "final-refused"]), min_size=1,
-                   max_size=6),
+    fates=st.lists(st.sampled_from(FATES), min_size=1, max_size=6),
     cuts=st.lists(st.integers(min_value=1, max_value=400), max_size=30),
-)  # fmt: skip
+    many=st.none() | st.integers(min_value=1, max_value=7),
+)
+@settings(max_examples=300)
 def test_window_outcomes_do_not_depend_on_how_replies_are_segmented(
-    fates: list[str], cuts: list[int]
+    fates: list[str], cuts: list[int], many: int | None
 ) -> None:
-    """However the server's replies to a window are cut into reads, every message gets
-    the outcome its own replies say, in order."""
+    """However the server's replies to a window are cut into reads, and whether they
+    are collected one by one or ``many`` at a time, every message gets the outcome its
+    own replies say, in order; after a 421 the server took nothing more."""
     stream = b""
+    bodies: list[tuple[Envelope, bytes]] = []
     for index, fate in enumerate(fates):
-        rset = b"250 ok\r\n" if index else b""
-        rcpt = REPLIES["rcpt-refused"] if fate == "rcpt-refused" else REPLIES["ok"]
-        final = {
+        rcpts = [f"r{index}@x.test"] + ([f"s{index}@x.test"] if fate == "two-rcpts" else [])
+        bodies.append((Envelope("a@x.test", rcpts), b"m%d\n" % index))
+        stream += b"250 ok\r\n" if index else b""  # the RSET before it
+        if fate == "closing":
+            stream += REPLIES["ok"] + b"421 4.3.2 shutting down\r\n"
+            break
+        stream += REPLIES["ok"]
+        stream += REPLIES["rcpt-refused"] if fate == "rcpt-refused" else REPLIES["ok"]
+        stream += b"251 forwarded\r\n" if fate == "two-rcpts" else b""
+        stream += {
             "ok": REPLIES["ok"],
             "multi": REPLIES["multi"],
+            "two-rcpts": REPLIES["ok"],
             "rcpt-refused": b"554 5.5.1 no valid recipients\r\n",
             "final-refused": REPLIES["final-refused"],
         }[fate]
-        stream += rset + REPLIES["ok"] + rcpt + final
+    bodies += [(Envelope("a@x.test", ["late@x.test"]), b"late\n")] * (len(fates) - len(bodies))
     reads, start = [], 0
     for cut in cuts:
         if start >= len(stream):
@@ -832,17 +846,33 @@ def test_window_outcomes_do_not_depend_on_how_replies_are_segmented(
         start += cut
     reads.append(stream[start:])
     s, d = opened(EHLO_CHUNK)
-    d.run(s.submit(msgs(*(b"m%d\n" % i for i in range(len(fates))))))
+    d.run(s.submit(bodies))
     d.replies = [*(r for r in reads if r), b"250 reset\r\n"]
-    got = outcomes(s, d, len(fates))
+    if many is None:
+        got = outcomes(s, d, len(fates))
+    else:
+        got = []
+        while len(got) < len(fates):
+            got += d.run(s.collect_many(many))
+    closed = False
     for fate, outcome in zip(fates, got, strict=True):
-        if fate in ("ok", "multi"):
+        if closed:
+            assert isinstance(outcome, errors.TransientError)
+            assert outcome.code == 421
+        elif fate in ("ok", "multi"):
             assert isinstance(outcome, SendResult)
             assert outcome.response.raw == REPLIES[fate]
+        elif fate == "two-rcpts":
+            assert isinstance(outcome, SendResult)
+            assert len(outcome.accepted) == 2
         elif fate == "rcpt-refused":
             assert isinstance(outcome, errors.RecipientsRefusedError)
+        elif fate == "closing":
+            assert isinstance(outcome, errors.TransientError)
+            assert outcome.code == 421
+            closed = True
         else:
             assert isinstance(outcome, errors.PermanentError)
             assert outcome.code == 554
-    assert s.usable
+    assert s.usable is not closed
     assert s.in_flight == 0

@@ -230,7 +230,7 @@ class _Transaction:
 class _Entry:
     """One submitted message, from :meth:`Session.submit` until its outcome is collected."""
 
-    __slots__ = ("outcome", "plan", "rset", "tx", "unread")
+    __slots__ = ("held", "outcome", "plan", "rset", "step", "tx", "unread")
 
     def __init__(self) -> None:
         self.plan: Any = None
@@ -239,6 +239,10 @@ class _Entry:
         self.rset = False
         #: Some of its replies are still to be read.
         self.unread = False
+        #: BDAT: how many of its replies (RSET, MAIL, each RCPT, the end of data) were
+        #: taken, and one taken from the parser but left for :meth:`Session._rest`.
+        self.step = 0
+        self.held: Any = None
         #: Its SendResult, or the SmtpError that ended it; None while undecided.
         self.outcome: Any = None
 
@@ -520,7 +524,9 @@ class Session:
     @property
     def replies_waiting(self) -> bool:
         """Reply bytes are already buffered (collecting may need no read)."""
-        return bool(self._parser.pending)
+        return bool(self._parser.pending) or (
+            bool(self._window) and self._window[0].held is not None
+        )
 
     def submit(self, messages: Iterable[tuple[Any, Body]]) -> Gen:
         """Start one transaction per ``(envelope, body)``, without waiting for the
@@ -580,6 +586,8 @@ class Session:
         """The outcome of the oldest message submitted and not yet collected: returns
         its :class:`SendResult` or raises its error (see :meth:`send`)."""
         entry = self._window[0]
+        if entry.unread and self._take_buffered(entry):
+            return self._pop(entry)
         try:
             yield from self._write_unsent()
             if entry.unread:
@@ -593,6 +601,10 @@ class Session:
         except BaseException:
             self._interrupted()
             raise
+        return self._pop(entry)
+
+    def _pop(self, entry: _Entry) -> SendResult:
+        """Take the oldest message, decided, out of the window: its result, or raise."""
         self._window.popleft()
         self.collected += 1
         outcome = entry.outcome
@@ -600,6 +612,47 @@ class Session:
             raise outcome
         assert isinstance(outcome, SendResult)
         return outcome
+
+    def _take_buffered(self, entry: _Entry) -> bool:
+        """The common case of collecting, without a generator per step: take a BDAT
+        transaction's replies that are already buffered, and True when that delivered
+        it. Anything else (a reply still to be read, a refusal, a 421, a transcript to
+        log, a 452 to follow up) is left to :meth:`_rest`: False, with the replies
+        taken so far applied and the one that needs more in ``entry.held``."""
+        if (
+            entry.held is not None
+            or self._unsent
+            or not entry.plan.chunked
+            or log.isEnabledFor(logging.DEBUG)
+        ):
+            return False
+        tx, parser, rset = entry.tx, self._parser, entry.rset
+        last = rset + len(tx.rcpts) + 1  # the step of the end-of-data reply
+        try:
+            while (reply := parser.next_reply()) is not None:
+                step = entry.step
+                if reply.code == 421 or (step < rset and reply.code != 250):
+                    entry.held = reply
+                    return False
+                if step < last:
+                    entry.step = step + 1
+                    if step == rset:
+                        tx.mail = reply
+                    elif step > rset:
+                        tx.add(tx.rcpts[step - rset - 1], reply)
+                    continue
+                if reply.code != 250 or tx.mail.code != 250 or not tx.accepted or tx.deferred:
+                    entry.held = reply
+                    return False
+                entry.step = step + 1
+                tx.final = reply
+                tx.data_sent = False
+                entry.finish(SendResult(reply, tx.accepted, tx.rejected))
+                return True
+        except SmtpError as exc:  # a malformed reply: the connection is lost
+            self._abandon(exc)
+            return True
+        return False
 
     def collect_many(self, limit: int) -> Gen:
         """Up to ``limit`` outcomes, oldest first, as a list: the oldest message's
@@ -609,7 +662,14 @@ class Session:
         outcomes: list[Any] = []
         window = self._window
         while window and len(outcomes) < limit:
-            if outcomes and window[0].unread and not self._parser.pending:
+            entry = window[0]
+            if entry.unread and self._take_buffered(entry):
+                try:
+                    outcomes.append(self._pop(entry))
+                except SmtpError as exc:
+                    outcomes.append(exc)
+                continue
+            if outcomes and entry.unread and not self.replies_waiting:
                 break
             try:
                 outcomes.append((yield from self.collect()))
@@ -753,8 +813,29 @@ class Session:
     def _rest(self, entry: _Entry) -> Gen:
         """Read the rest of an in-flight transaction's replies and decide its outcome."""
         tx = entry.tx
-        if entry.plan.chunked:
-            yield from self._front(entry)
+        if entry.plan.chunked:  # from where _take_buffered left it
+            parser, slow, rset = self._parser, log.isEnabledFor(logging.DEBUG), entry.rset
+            last = rset + len(tx.rcpts) + 1
+            while entry.step <= last:
+                step = entry.step
+                reply, entry.held = entry.held, None
+                if reply is None:
+                    reply = parser.next_reply()
+                if slow or reply is None or reply.code == 421:
+                    reply = yield from self._reply("data_end" if step == last else "command", reply)
+                entry.step = step + 1
+                if step < rset:
+                    if reply.code != 250:  # the transaction behind it is in an unknown state
+                        raise ProtocolError(f"the server refused RSET: {reply.code} {reply.text}")
+                elif step == rset:
+                    tx.mail = reply
+                elif step < last:
+                    tx.add(tx.rcpts[step - rset - 1], reply)
+            tx.final = reply
+            tx.data_sent = False
+            entry.unread = False
+            entry.finish(tx.result())
+            return
         reply = self._parser.next_reply()
         if reply is None or reply.code == 421 or log.isEnabledFor(logging.DEBUG):
             reply = yield from self._reply("data_end", reply)
