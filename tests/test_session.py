@@ -765,6 +765,36 @@ def test_window_452_follow_up_waits_for_the_ones_in_flight() -> None:
     assert d.writes[1] == b"MAIL FROM:<a@x.test>\r\nRCPT TO:<c@x.test>\r\nBDAT 5 LAST\r\none\r\n"
 
 
+@pytest.mark.parametrize("many", [False, True])
+def test_window_transcript_at_debug(caplog: pytest.LogCaptureFixture, many: bool) -> None:
+    # At DEBUG every command and every reply of a window is logged, in order.
+    s, d = opened(EHLO_CHUNK)
+    with caplog.at_level(logging.DEBUG, logger="smtpx"):
+        d.run(s.submit(msgs(b"one\n", b"two\n")))
+        d.replies = [OK3 + b"250 reset\r\n" + b"250 a\r\n250 b\r\n250 c\r\n"]
+        got = d.run(s.collect_many(2)) if many else outcomes(s, d, 2)
+    assert [r.response.text for r in got] == ["ok", "c"]
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "C: MAIL FROM:<a@x.test>",
+        "C: RCPT TO:<r0@x.test>",
+        "C: BDAT 5 LAST",
+        "C: <message data, 5 octets>",
+        "C: RSET",
+        "C: MAIL FROM:<a@x.test>",
+        "C: RCPT TO:<r1@x.test>",
+        "C: BDAT 5 LAST",
+        "C: <message data, 5 octets>",
+        "S: 250 ok",
+        "S: 250 ok",
+        "S: 250 ok",
+        "S: 250 reset",
+        "S: 250 a",
+        "S: 250 b",
+        "S: 250 c",
+    ]
+
+
 def test_collect_many_takes_what_has_arrived_without_waiting_for_more() -> None:
     s, d = opened(EHLO_CHUNK)
     d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n", b"four\n")))

@@ -273,6 +273,9 @@ class Session:
         #: Queued for the next write, and the messages whose end of data is in it.
         self._unsent: list[bytes | memoryview] = []
         self._unsent_ends: list[_Entry] = []
+        #: Whether the transcript is logged, as seen when the running procedure began
+        #: (asking the logger for every message costs more than building its commands).
+        self._debug = False
 
     # ------------------------------------------------------------------ plumbing
     @property
@@ -552,6 +555,7 @@ class Session:
             raise NetworkError(f"the connection is not usable ({self.state.value})")
         if not self._window:
             self.check_idle()
+        self._debug = log.isEnabledFor(logging.DEBUG)
         pipelined = self.config.pipelining and self.capabilities.pipelining
         try:
             for envelope, body in messages:
@@ -586,6 +590,7 @@ class Session:
         """The outcome of the oldest message submitted and not yet collected: returns
         its :class:`SendResult` or raises its error (see :meth:`send`)."""
         entry = self._window[0]
+        self._debug = log.isEnabledFor(logging.DEBUG)
         if entry.unread and self._take_buffered(entry):
             return self._pop(entry)
         try:
@@ -623,7 +628,7 @@ class Session:
             entry.held is not None
             or self._unsent
             or not entry.plan.chunked
-            or log.isEnabledFor(logging.DEBUG)
+            or self._debug
         ):
             return False
         tx, parser, rset = entry.tx, self._parser, entry.rset
@@ -661,6 +666,7 @@ class Session:
         :class:`SendResult` or the :class:`SmtpError` that ended that message."""
         outcomes: list[Any] = []
         window = self._window
+        self._debug = log.isEnabledFor(logging.DEBUG)
         while window and len(outcomes) < limit:
             entry = window[0]
             if entry.unread and self._take_buffered(entry):
@@ -737,12 +743,15 @@ class Session:
             return
         entry.unread = True
         if plan.chunked:
-            assert isinstance(plan.payload, list)
-            out.bdat(sum(map(len, plan.payload)), last=True)
-            self._log_commands()
-            for part in plan.payload:
+            payload = plan.payload
+            assert isinstance(payload, list)
+            size = len(payload[0]) if len(payload) == 1 else sum(map(len, payload))
+            out.bdat(size, last=True)
+            if self._debug:
+                self._log_commands()
+                log.debug("C: <message data, %d octets>", size)
+            for part in payload:
                 out.body(part)
-            log.debug("C: <message data, %d octets>", sum(map(len, plan.payload)))
         else:
             out.data()
             self._log_commands()
