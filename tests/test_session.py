@@ -795,6 +795,41 @@ def test_window_transcript_at_debug(caplog: pytest.LogCaptureFixture, many: bool
     ]
 
 
+@pytest.mark.parametrize(
+    "failure",
+    [
+        b"",  # the server closed the connection
+        Failure(errors.SmtpTimeoutError("no reply", phase="data_end")),
+        b"250 ok\r\n\x00junk\r\n",  # a malformed reply
+    ],
+)
+@pytest.mark.parametrize("many", [False, True])
+def test_a_window_cut_short_leaves_every_sent_message_unknown(
+    failure: bytes | Failure, many: bool
+) -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n")))
+    d.replies = [OK3, failure]  # the first message's replies, then the failure
+    got = d.run(s.collect_many(3)) if many else outcomes(s, d, 3)
+    if many:
+        got += d.run(s.collect_many(3))
+    assert isinstance(got[0], SendResult)
+    assert [type(o) for o in got[1:]] == [errors.DeliveryUnknownError] * 2
+    assert s.state is State.BROKEN
+    assert s.in_flight == 0
+
+
+def test_an_interruption_while_collecting_many_breaks_the_connection() -> None:
+    s, d = opened(EHLO_CHUNK)
+    d.run(s.submit(msgs(b"one\n", b"two\n")))
+    d.replies = [Failure(KeyboardInterrupt())]  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        d.run(s.collect_many(2))
+    assert s.state is State.BROKEN
+    assert s.last_in_doubt
+    assert [type(o) for o in outcomes(s, d, 2)] == [errors.DeliveryUnknownError] * 2
+
+
 def test_collect_many_takes_what_has_arrived_without_waiting_for_more() -> None:
     s, d = opened(EHLO_CHUNK)
     d.run(s.submit(msgs(b"one\n", b"two\n", b"three\n", b"four\n")))

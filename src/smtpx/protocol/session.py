@@ -624,12 +624,7 @@ class Session:
         it. Anything else (a reply still to be read, a refusal, a 421, a transcript to
         log, a 452 to follow up) is left to :meth:`_rest`: False, with the replies
         taken so far applied and the one that needs more in ``entry.held``."""
-        if (
-            entry.held is not None
-            or self._unsent
-            or not entry.plan.chunked
-            or self._debug
-        ):
+        if entry.held is not None or self._unsent or not entry.plan.chunked or self._debug:
             return False
         tx, parser, rset = entry.tx, self._parser, entry.rset
         last = rset + len(tx.rcpts) + 1  # the step of the end-of-data reply
@@ -677,11 +672,33 @@ class Session:
                 continue
             if outcomes and entry.unread and not self.replies_waiting:
                 break
+            if entry.unread and entry.held is None and (yield from self._read_for(entry)):
+                continue  # more of its replies arrived (or the connection failed)
             try:
                 outcomes.append((yield from self.collect()))
             except SmtpError as exc:
                 outcomes.append(exc)
         return outcomes
+
+    def _read_for(self, entry: _Entry) -> Gen:
+        """Wait for more of the oldest BDAT transaction's replies, for
+        :meth:`_take_buffered`: True once bytes came in, or once the connection failed
+        (every message in flight then has its outcome); False, reading nothing, when
+        the transaction is not one it takes."""
+        if self._unsent or self._debug or not entry.plan.chunked:
+            return False
+        last = entry.step == entry.rset + len(entry.tx.rcpts) + 1
+        try:
+            data = yield Read("data_end" if last else "command", True)
+            if not data:
+                raise NetworkError("the server closed the connection")
+            self._parser.feed(data)
+        except SmtpError as exc:
+            self._abandon(exc)
+        except BaseException:
+            self._interrupted()
+            raise
+        return True
 
     def _plan(self, envelope: Any, body: Body, pipelined: bool) -> tuple[_Plan, list[str]]:
         """Everything one message's transactions share; raises before anything is queued."""
