@@ -1052,7 +1052,7 @@ class Session:
                 chunk = yield NextChunk(stream.chunks)
                 if chunk is None:
                     break
-                if not isinstance(chunk, bytes | bytearray | memoryview):
+                if not isinstance(chunk, (bytes, bytearray, memoryview)):
                     raise TypeError(f"the body iterator yielded {type(chunk).__name__}, not bytes")
             if stream.check_8bit and _hot.scan_body(chunk) & _hot.BODY_8BIT:
                 self.broken()  # abandon the DATA: without its end the server drops it

@@ -152,8 +152,11 @@ class _Item:
                     )
             else:
                 self.envelope, self.data = prepare_message(message)
-            self.body = body_of(self.data, asynchronous=asynchronous)
-            self.start = position(self.data)
+            if type(self.data) is bytes:  # the common case: nothing to check or rewind
+                self.body = self.data
+            else:
+                self.body = body_of(self.data, asynchronous=asynchronous)
+                self.start = position(self.data)
         except SmtpError as exc:
             self.outcome = exc
         except Exception as exc:

@@ -80,12 +80,17 @@ def _from_email_message(message: email.message.Message) -> tuple[Envelope, bytes
     return envelope, message.as_bytes(policy=_POLICY)
 
 
+#: What a body in memory is made of (a tuple: ``bytes | bytearray | memoryview`` written
+#: in a call builds a new union object every time, which costs more than the check).
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
 def body_of(data: Any, *, asynchronous: bool = False) -> Body:
     """The engine's body for ``send_raw`` data: a bytes-like object, or a list of them
     (the parts of one message), is sent from memory; a binary file or another iterable
     of bytes (or, for the asyncio transport, an asynchronous iterable of bytes) is
     streamed, never read whole."""
-    if isinstance(data, bytes | bytearray | memoryview):
+    if isinstance(data, _BYTES_LIKE):
         return data
     if hasattr(data, "__aiter__"):
         if not asynchronous:
@@ -94,7 +99,7 @@ def body_of(data: Any, *, asynchronous: bool = False) -> Body:
                 "AsyncSmtpTransport, or give bytes, a binary file or an iterable of bytes"
             )
         return Stream(data.__aiter__(), None)
-    if isinstance(data, list) and all(isinstance(p, bytes | bytearray | memoryview) for p in data):
+    if isinstance(data, list) and all(isinstance(p, _BYTES_LIKE) for p in data):
         return data
     if isinstance(data, str):
         raise TypeError("send_raw() takes bytes, not str: encode the message first")
@@ -112,7 +117,7 @@ def body_of(data: Any, *, asynchronous: bool = False) -> Body:
 
 def _file_chunks(f: Any) -> Iterable[bytes | bytearray | memoryview]:
     while chunk := f.read(FILE_CHUNK):
-        if not isinstance(chunk, bytes | bytearray | memoryview):
+        if not isinstance(chunk, _BYTES_LIKE):
             raise TypeError(f"the file returned {type(chunk).__name__}, not bytes")
         yield chunk
 
@@ -129,7 +134,7 @@ def _file_size(f: Any) -> int | None:
 
 def _checked(chunks: Iterable[Any]) -> Iterable[bytes | bytearray | memoryview]:
     for chunk in chunks:
-        if not isinstance(chunk, bytes | bytearray | memoryview):
+        if not isinstance(chunk, _BYTES_LIKE):
             raise TypeError(f"the body iterable yielded {type(chunk).__name__}, not bytes")
         yield chunk
 
