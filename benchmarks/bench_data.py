@@ -10,6 +10,11 @@ Groups (one ``encode_data()`` call per round; ``work`` is the input size):
     is rewritten.
 ``data-encode 4 KiB``
     A small message (4 KiB of the CRLF text), where the cost of a call counts.
+``body-scan 1 MiB``
+    ``scan_body()`` of the 1 MiB CRLF text: what a sender decides before BDAT, in one
+    pass: does the body need ``BODY=8BITMIME``, and can it go as it is (no NUL, no bare
+    CR or LF, a CRLF at the end)? Beside it, ``stdlib``: ``bytes.isascii()`` and one
+    regular expression for the rest.
 
 Rows, besides the two twins:
 
@@ -24,6 +29,7 @@ Rows, besides the two twins:
 from __future__ import annotations
 
 import random
+import re
 import smtplib
 from collections.abc import Callable
 from functools import cache
@@ -90,3 +96,28 @@ def test_data_encode(benchmark: BenchmarkFixture, group: str, impl: str) -> None
         benchmark(encode, data)
     else:
         benchmark.pedantic(encode, args=(data,), rounds=rounds, warmup_rounds=1)  # type: ignore[no-untyped-call]
+
+
+#: A NUL, a CR not followed by LF, or an LF not preceded by CR.
+_NOT_WIRE_FORM = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n")
+
+
+def stdlib_scan(data: bytes) -> int:
+    """``scan_body()``'s answer, the straightforward way."""
+    flags = 0 if data.isascii() else 1
+    if data and (not data.endswith(b"\r\n") or _NOT_WIRE_FORM.search(data)):
+        flags |= 2
+    return flags
+
+
+@pytest.mark.parametrize("impl", [*TWINS, "stdlib"])
+def test_body_scan(benchmark: BenchmarkFixture, impl: str) -> None:
+    data = text_body(1 << 20, b"\r\n")
+    data = data[: data.rindex(b"\r\n") + 2]  # a body in wire form: the common case
+    scan: Callable[[bytes], int] = twin("_data", impl).scan_body if impl in TWINS else stdlib_scan
+    assert scan(data) == stdlib_scan(data) == 0
+    assert scan(data[:-1]) == stdlib_scan(data[:-1]) == 2
+    benchmark.group = "body-scan 1 MiB"
+    benchmark.extra_info["work"] = len(data)
+    benchmark.extra_info["unit"] = "B"
+    benchmark.pedantic(scan, args=(data,), rounds=50, warmup_rounds=1)  # type: ignore[no-untyped-call]

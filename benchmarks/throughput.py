@@ -696,7 +696,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 mine = tries[name]
                 row = next((t for t in mine if t.note), max(mine, key=lambda t: t.rate))
                 print(
-                    f"  {name:<20} {human_size(size):>8}: {row.rate:>10,.0f} msgs/s {row.note}",
+                    f"  {name:<28} {human_size(size):>8}: {row.rate:>10,.0f} msgs/s {row.note}",
                     file=sys.stderr,
                 )
                 rows.append(row)
