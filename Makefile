@@ -24,7 +24,7 @@ bench:          ## the hot-path benchmarks, both twins beside the stdlib; prints
 	$(PY) benchmarks/report.py $(BENCH_JSON)
 
 throughput:     ## end-to-end msgs/s beside smtplib, smtp-source, aiosmtplib (C sink)
-	$(PY) benchmarks/throughput.py --repeat 2
+	$(PY) benchmarks/throughput.py --repeat 3
 
 wheel-test:     ## build a wheel, install it in a fresh venv, test it from outside the tree
 	bash .ci/wheel-test

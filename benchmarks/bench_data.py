@@ -13,8 +13,10 @@ Groups (one ``encode_data()`` call per round; ``work`` is the input size):
 ``body-scan 1 MiB``
     ``scan_body()`` of the 1 MiB CRLF text: what a sender decides before BDAT, in one
     pass: does the body need ``BODY=8BITMIME``, and can it go as it is (no NUL, no bare
-    CR or LF, a CRLF at the end)? Beside it, ``stdlib``: ``bytes.isascii()`` and one
-    regular expression for the rest.
+    CR or LF, a CRLF at the end)? Beside it, ``stdlib``: the quickest way found with
+    ``bytes`` methods alone (``isascii()``, and counting CR, LF and CRLF: they are
+    equal when every CR and LF is part of a CRLF), about ten times quicker than a
+    regular expression that looks for bare line ends.
 
 Rows, besides the two twins:
 
@@ -98,14 +100,19 @@ def test_data_encode(benchmark: BenchmarkFixture, group: str, impl: str) -> None
         benchmark.pedantic(encode, args=(data,), rounds=rounds, warmup_rounds=1)  # type: ignore[no-untyped-call]
 
 
-#: A NUL, a CR not followed by LF, or an LF not preceded by CR.
+#: A NUL, a CR not followed by LF, or an LF not preceded by CR (to check the baseline).
 _NOT_WIRE_FORM = re.compile(rb"\x00|\r(?!\n)|(?<!\r)\n")
 
 
 def stdlib_scan(data: bytes) -> int:
-    """``scan_body()``'s answer, the straightforward way."""
+    """``scan_body()``'s answer with ``bytes`` methods."""
     flags = 0 if data.isascii() else 1
-    if data and (not data.endswith(b"\r\n") or _NOT_WIRE_FORM.search(data)):
+    pairs = data.count(b"\r\n")
+    if data and (
+        not data.endswith(b"\r\n")
+        or b"\x00" in data
+        or not data.count(b"\r") == pairs == data.count(b"\n")
+    ):
         flags |= 2
     return flags
 
@@ -117,6 +124,7 @@ def test_body_scan(benchmark: BenchmarkFixture, impl: str) -> None:
     scan: Callable[[bytes], int] = twin("_data", impl).scan_body if impl in TWINS else stdlib_scan
     assert scan(data) == stdlib_scan(data) == 0
     assert scan(data[:-1]) == stdlib_scan(data[:-1]) == 2
+    assert _NOT_WIRE_FORM.search(data) is None
     benchmark.group = "body-scan 1 MiB"
     benchmark.extra_info["work"] = len(data)
     benchmark.extra_info["unit"] = "B"
