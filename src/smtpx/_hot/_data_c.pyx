@@ -139,6 +139,21 @@ cdef int _get_buffer(object chunk, Py_buffer *view) except -1:
     return 0
 
 
+cdef int _octets(
+    object data, Py_buffer *view, const unsigned char **src, size_t *n
+) except -1:
+    """Point ``src``/``n`` at the octets of message data: 1 when a buffer was exported
+    into ``view`` (the caller releases it), 0 for bytes."""
+    if PyBytes_Check(data):
+        src[0] = <const unsigned char *>PyBytes_AS_STRING(data)
+        n[0] = <size_t>PyBytes_GET_SIZE(data)
+        return 0
+    _get_buffer(data, view)
+    src[0] = <const unsigned char *>view.buf
+    n[0] = <size_t>view.len
+    return 1
+
+
 @cython.auto_pickle(True)  # as the pure twin: copy and pickle keep the state
 cdef class DataEncoder:
     """Encode message data for the wire, chunk by chunk (see the module docstring).
@@ -216,14 +231,7 @@ cdef class DataEncoder:
         cdef bint changed = False
         if self._finished:
             raise InvalidInputError(_FINISHED)
-        if PyBytes_Check(chunk):
-            src = <const unsigned char *>PyBytes_AS_STRING(chunk)
-            n = <size_t>PyBytes_GET_SIZE(chunk)
-        else:
-            _get_buffer(chunk, &view)
-            exported = True
-            src = <const unsigned char *>view.buf
-            n = <size_t>view.len
+        exported = _octets(chunk, &view, &src, &n)
         try:
             if n == 0 and not finish:
                 return b""
@@ -291,14 +299,7 @@ def scan_body(data):
     cdef const unsigned char *src
     cdef size_t n
     cdef int flags
-    if PyBytes_CheckExact(data):
-        src = <const unsigned char *>PyBytes_AS_STRING(data)
-        n = <size_t>PyBytes_GET_SIZE(data)
-    else:
-        _get_buffer(data, &view)
-        exported = True
-        src = <const unsigned char *>view.buf
-        n = <size_t>view.len
+    exported = _octets(data, &view, &src, &n)
     try:
         if n < _NOGIL_MIN:
             flags = smtpx_data_scan(src, n)
