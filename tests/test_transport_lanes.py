@@ -92,6 +92,39 @@ def test_concurrent_sends_share_one_connection_in_a_window(
     assert [r.response.text for r in results] == [texts[order.index(b)] for b in BODIES]
 
 
+def test_a_refusal_in_a_shared_window_is_its_own_senders_only(
+    event_loop_instance: asyncio.AbstractEventLoop,
+) -> None:
+    # The replies to two windowed transactions come in one segment: the first of them
+    # refuses its only recipient. Its sender gets that refusal, the next sender its
+    # own success, and the connection goes on.
+    script = [
+        *first_alone(delay=0.1),
+        *read_transactions(2, first=False),
+        Send(
+            b"250 ok\r\n550 5.1.1 no such user\r\n554 no valid recipients\r\n"
+            b"250 ok\r\n250 ok\r\n250 ok\r\n250 third\r\n"  # RSET, MAIL, RCPT, data
+        ),
+        *QUIT,
+    ]
+    results: list[Any] = []
+
+    async def scenario(srv: ScriptedServer) -> None:
+        async with transport(srv) as t:
+            sends = (t.send_raw(ENV, b) for b in BODIES)
+            results.extend(await asyncio.gather(*sends, return_exceptions=True))
+            assert "active=0 idle=1" in repr(t)
+
+    srv = run(event_loop_instance, script, scenario)
+    order = [bytes(c[:3]) for c in srv.captured]
+    first, refused, third = (results[BODIES.index(b)] for b in order)
+    assert isinstance(refused, smtpx.RecipientsRefusedError)
+    assert refused.rejected["b@x.test"].code == 550
+    assert isinstance(first, smtpx.SendResult)
+    assert isinstance(third, smtpx.SendResult)
+    assert third.response.text == "third"
+
+
 def test_a_cancelled_sender_does_not_disturb_the_others(
     event_loop_instance: asyncio.AbstractEventLoop,
 ) -> None:
