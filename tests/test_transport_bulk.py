@@ -123,6 +123,22 @@ def test_send_many_over_several_connections(connect: Connect) -> None:
         assert sink.stats().connections <= 3
 
 
+def test_send_many_delivers_medium_bodies_intact(connect: Connect) -> None:
+    # Bodies of tens of KiB: a window's write is over the size sent in one piece, so
+    # the asyncio driver joins its chunks into writes of a few hundred KiB.
+    bodies = [
+        b"Subject: %d\r\n\r\n" % i + (b"line %06d of message %d\r\n" % (i, i)) * (1500 + i * 700)
+        for i in range(12)
+    ]
+    items = [(smtpx.Envelope("s@x.test", [f"r{i}@x.test"]), b) for i, b in enumerate(bodies)]
+    with Sink(capture=True) as sink:
+        with connect(to_sink(sink, max_size=1)) as t:
+            outcomes = t.send_many(items)
+        assert all(isinstance(o, smtpx.SendResult) for o in outcomes)
+        got = {m.rcpt_tos[0]: m.data for m in sink.messages}
+    assert got == {f"r{i}@x.test": b for i, b in enumerate(bodies)}
+
+
 # ---------------------------------------------------------------- the window, exactly
 def test_the_window_sends_before_the_earlier_messages_are_answered(connect: Connect) -> None:
     # The server reads all three transactions before it answers any: without the

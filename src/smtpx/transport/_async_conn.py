@@ -25,6 +25,9 @@ __all__ = ["AsyncConnection"]
 
 #: Groups up to this size go out with writelines() (one send); larger ones chunk by chunk.
 _WRITELINES_MAX = 64 * 1024
+#: In a larger group, consecutive chunks are joined into writes of up to this size: each
+#: write() may be a system call, which costs more than copying a few tens of KiB.
+_JOIN_MAX = 256 * 1024
 
 
 class _Protocol(asyncio.Protocol):
@@ -284,11 +287,20 @@ class AsyncConnection:
     async def _write(self, chunks: Sequence[bytes | memoryview], phase: str) -> None:
         if self.protocol.closed or self.transport.is_closing():
             raise NetworkError("the connection is closed")
-        if len(chunks) == 1 or sum(map(len, chunks)) > _WRITELINES_MAX:
+        if len(chunks) == 1:
+            self.transport.write(chunks[0])
+        elif sum(map(len, chunks)) > _WRITELINES_MAX:
             # write() applies flow control (pause_writing) after each chunk; writelines()
             # does not on CPython 3.12-3.13, which would let a large body pile up.
+            run: list[bytes | memoryview] = []
+            size = 0
             for chunk in chunks:
-                self.transport.write(chunk)
+                if run and size + len(chunk) > _JOIN_MAX:
+                    self.transport.write(run[0] if len(run) == 1 else b"".join(run))
+                    run, size = [], 0
+                run.append(chunk)
+                size += len(chunk)
+            self.transport.write(run[0] if len(run) == 1 else b"".join(run))
         else:
             self.transport.writelines(chunks)  # a small pipelined group: one system call
         try:
