@@ -591,8 +591,12 @@ class Session:
         its :class:`SendResult` or raises its error (see :meth:`send`)."""
         entry = self._window[0]
         self._debug = log.isEnabledFor(logging.DEBUG)
-        if entry.unread and self._take_buffered(entry):
-            return self._pop(entry)
+        if entry.unread:
+            while not self._take_buffered(entry) and entry.outcome is None and entry.held is None:
+                if not (yield from self._read_for(entry)):
+                    break
+            if entry.outcome is not None:  # delivered, or the connection failed meanwhile
+                return self._pop(entry)
         try:
             yield from self._write_unsent()
             if entry.unread:
