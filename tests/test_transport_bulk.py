@@ -28,17 +28,13 @@ from smtpx.testing.sink import Sink
 
 from drivers import Client
 from servers import SmtpServer
+from steps import CAPS_CHUNK, CAPS_PIPE, EHLO, GREETING, QUIT
 
 Connect = Callable[[smtpx.TransportBuilder[Any]], Client]
 Factory = Callable[..., SmtpServer]
 
-GREETING = Send(b"220 fake.test ESMTP\r\n")
-EHLO = Expect(b"EHLO client.test\r\n")
-CAPS_PIPE = Send(b"250-fake.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
-CAPS_CHUNK = Send(b"250-fake.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n")
 GROUP = Expect(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
 BDAT_GROUP = b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nBDAT 5 LAST\r\n"
-QUIT = [Expect(b"QUIT\r\n"), Send(b"221 bye\r\n")]
 ENV = smtpx.Envelope("a@x.test", ["b@x.test"])
 
 

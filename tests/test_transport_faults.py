@@ -30,14 +30,10 @@ from smtpx.testing.sink import Sink
 
 from drivers import Client
 from servers import Certificates
+from steps import CAPS_CHUNK, CAPS_PIPE, EHLO, GREETING, QUIT
 
-GREETING = Send(b"220 fake.test ESMTP\r\n")
-EHLO = Expect(b"EHLO client.test\r\n")
-CAPS_PIPE = Send(b"250-fake.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
-CAPS_CHUNK = Send(b"250-fake.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n")
 GROUP = Expect(b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nDATA\r\n")
 GROUP_OK = Send(b"250 ok\r\n250 ok\r\n354 go\r\n")
-QUIT = [Expect(b"QUIT\r\n"), Send(b"221 bye\r\n")]
 
 
 def session_ok() -> list[Step]:

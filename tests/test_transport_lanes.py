@@ -15,11 +15,9 @@ import smtpx
 from smtpx.testing.scripted import Close, Expect, ExpectBytes, ScriptedServer, Send, Sleep, Step
 from smtpx.testing.sink import Sink
 
-GREETING = Send(b"220 fake.test ESMTP\r\n")
-EHLO = Expect(b"EHLO client.test\r\n")
-CAPS_CHUNK = Send(b"250-fake.test\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 8BITMIME\r\n")
+from steps import CAPS_CHUNK, EHLO, GREETING, QUIT
+
 GROUP = b"MAIL FROM:<a@x.test>\r\nRCPT TO:<b@x.test>\r\nBDAT 5 LAST\r\n"
-QUIT = [Expect(b"QUIT\r\n"), Send(b"221 bye\r\n")]
 ENV = smtpx.Envelope("a@x.test", ["b@x.test"])
 BODIES = (b"one", b"two", b"thr")
 
