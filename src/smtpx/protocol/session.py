@@ -676,8 +676,6 @@ class Session:
                 continue
             if outcomes and entry.unread and not self.replies_waiting:
                 break
-            if entry.unread and entry.held is None and (yield from self._read_for(entry)):
-                continue  # more of its replies arrived (or the connection failed)
             try:
                 outcomes.append((yield from self.collect()))
             except SmtpError as exc:
